@@ -1,0 +1,21 @@
+import { Command } from 'commander';
+import { registerControlPlane } from './commands/control-plane.js';
+import { registerProxy } from './commands/proxy.js';
+import { registerToken } from './commands/token.js';
+import { registerResourceCommands } from './commands/resources.js';
+
+export function buildProgram(): Command {
+  const program = new Command('trellis')
+    .description('Trellis service mesh: control plane, sidecar proxy and operator CLI')
+    .version('0.1.0')
+    .showHelpAfterError();
+  registerControlPlane(program);
+  registerProxy(program);
+  registerToken(program);
+  registerResourceCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}
