@@ -1,0 +1,92 @@
+/**
+ * Talks to the control plane's xDS endpoint (HTTP/2 over TLS): fetches and pins the CA, obtains
+ * and renews the SVID, and opens the config stream. After the pin check every connection verifies
+ * the control plane's certificate against the CA and its SPIFFE identity.
+ */
+import http2 from 'node:http2';
+import tls from 'node:tls';
+import { caPin } from '../../pki/spiffe.js';
+import { controlPlaneId, uriSans } from '../../pki/uri-sans.js';
+import { CaInfo, CertificateResponse, XDS_PATHS, type CertificateResponse as CertResp } from '../../api/schema/xds.js';
+import { parseHostPort } from '../../shared/address.js';
+
+export class ControlPlaneClient {
+  caPem?: string;
+
+  constructor(readonly address: string, readonly trustDomain: string, private readonly pin: string) {}
+
+  private connectOptions(clientCert?: { keyPem: string; certPem: string }): tls.ConnectionOptions {
+    const { host, port } = parseHostPort(this.address, 'control plane address');
+    const base: tls.ConnectionOptions = { host, port, ALPNProtocols: ['h2'], minVersion: 'TLSv1.2', servername: undefined };
+    if (!this.caPem) return { ...base, rejectUnauthorized: false };
+    return {
+      ...base,
+      ca: this.caPem,
+      key: clientCert?.keyPem,
+      cert: clientCert?.certPem,
+      rejectUnauthorized: true,
+      checkServerIdentity: (_host, cert) => {
+        const sans = uriSans(cert.raw);
+        const expected = controlPlaneId(this.trustDomain);
+        if (sans.length !== 1 || sans[0] !== expected) return new Error(`control plane certificate does not name ${expected}`);
+        return undefined;
+      },
+    };
+  }
+
+  /** Opens an HTTP/2 session; with a client certificate once the proxy has one. */
+  connect(clientCert?: { keyPem: string; certPem: string }, timeoutMs = 5000): Promise<http2.ClientHttp2Session> {
+    const opts = this.connectOptions(clientCert);
+    return new Promise((resolve, reject) => {
+      const session = http2.connect(`https://${this.address}`, { createConnection: () => tls.connect(opts) });
+      const timer = setTimeout(() => { session.destroy(); reject(new Error(`control plane ${this.address}: connect timed out`)); }, timeoutMs);
+      session.once('connect', () => { clearTimeout(timer); resolve(session); });
+      session.once('error', (err) => { clearTimeout(timer); reject(new Error(`control plane ${this.address}: ${err.message}`)); });
+    });
+  }
+
+  /** Fetches the CA and checks it against the token's pin: the only trust-on-first-use step. */
+  async fetchPinnedCa(): Promise<string> {
+    const session = await this.connect();
+    try {
+      const body = await request(session, 'GET', XDS_PATHS.ca);
+      const info = CaInfo.parse(JSON.parse(body.text));
+      const actual = caPin(info.caPem);
+      if (actual !== this.pin) throw new Error(`control plane CA pin mismatch: token expects ${this.pin}, server has ${actual}`);
+      this.caPem = info.caPem;
+      return info.caPem;
+    } finally {
+      session.close();
+    }
+  }
+
+  /** Requests a certificate: with the join token (first time) or with the current certificate (renewal). */
+  async requestCertificate(csrPem: string, auth: { token: string } | { keyPem: string; certPem: string }): Promise<CertResp> {
+    const session = await this.connect('token' in auth ? undefined : auth);
+    try {
+      const payload = JSON.stringify({ csr: csrPem, ...('token' in auth ? { token: auth.token } : {}) });
+      const res = await request(session, 'POST', XDS_PATHS.certificates, payload);
+      if (res.status !== 200) {
+        let message = res.text;
+        try { message = (JSON.parse(res.text) as { message?: string }).message ?? message; } catch { /* not JSON */ }
+        throw new Error(`certificate refused by the control plane (${res.status}): ${message}`);
+      }
+      return CertificateResponse.parse(JSON.parse(res.text));
+    } finally {
+      session.close();
+    }
+  }
+}
+
+function request(session: http2.ClientHttp2Session, method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':method': method, ':path': path, ...(body ? { 'content-type': 'application/json' } : {}) });
+    let status = 0;
+    const chunks: Buffer[] = [];
+    stream.on('response', (h) => { status = Number(h[':status']); });
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => resolve({ status, text: Buffer.concat(chunks).toString('utf8') }));
+    stream.on('error', reject);
+    stream.end(body);
+  });
+}

@@ -1,0 +1,27 @@
+/**
+ * Reads what a join token tells the proxy before it trusts anything: the control plane's xDS
+ * address and the pin of its CA. The token itself is only verified by the control plane.
+ */
+import { decodeJwt } from 'jose';
+
+export interface JoinTokenClaims {
+  service: string;
+  controlPlane: string;
+  caPin: string;
+  trustDomain: string;
+  expiresAt?: Date;
+}
+
+export function readJoinToken(token: string): JoinTokenClaims {
+  let claims: Record<string, unknown>;
+  try {
+    claims = decodeJwt(token.trim()) as Record<string, unknown>;
+  } catch {
+    throw new Error('malformed join token: create one with `trellis token create --service NAME`');
+  }
+  const { svc, cp, pin, td, exp } = claims;
+  if (typeof svc !== 'string' || typeof cp !== 'string' || typeof pin !== 'string' || typeof td !== 'string') {
+    throw new Error('malformed join token: missing service, control plane or CA pin');
+  }
+  return { service: svc, controlPlane: cp, caPin: pin, trustDomain: td, expiresAt: typeof exp === 'number' ? new Date(exp * 1000) : undefined };
+}

@@ -1,0 +1,155 @@
+/**
+ * The config stream: one long-lived HTTP/2 request to the control plane carrying NDJSON both ways.
+ * Sends hello (the instance to register), then ACK/NACK per snapshot version; receives snapshots.
+ * When the stream breaks the proxy keeps its last good config and reconnects with jittered
+ * exponential backoff; on reconnect it says hello again and resyncs.
+ */
+import type http2 from 'node:http2';
+import { EventEmitter } from 'node:events';
+import { ServerMessage, XDS_PATHS, type InstanceInfo, type ProxyMessage } from '../../api/schema/xds.js';
+import type { Logger } from '../../shared/log.js';
+import type { ControlPlaneClient } from './control-plane-client.js';
+
+export interface SnapshotHandler {
+  /** Applies a raw snapshot; resolves with its version, or rejects with the reason to NACK. */
+  apply(raw: unknown): Promise<string>;
+}
+
+export interface Backoff { baseMs: number; maxMs: number }
+
+export function backoffDelay(attempt: number, b: Backoff, random = Math.random): number {
+  const cap = Math.min(b.maxMs, b.baseMs * 2 ** Math.min(attempt, 16));
+  return Math.round(cap / 2 + random() * (cap / 2));
+}
+
+const MAX_LINE = 64 * 1024 * 1024;
+
+export class XdsStream extends EventEmitter {
+  private session?: http2.ClientHttp2Session;
+  private stream?: http2.ClientHttp2Stream;
+  private stopped = false;
+  private attempt = 0;
+  private timer?: NodeJS.Timeout;
+  private lastVersion?: string;
+  connected = false;
+
+  constructor(
+    private readonly cp: ControlPlaneClient,
+    private readonly credentials: () => { keyPem: string; certPem: string },
+    private readonly instance: InstanceInfo,
+    private readonly handler: SnapshotHandler,
+    private readonly log: Logger,
+    private readonly backoff: Backoff = { baseMs: 250, maxMs: 10_000 },
+  ) {
+    super();
+  }
+
+  start(): void {
+    void this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const session = await this.cp.connect(this.credentials());
+      if (this.stopped) { session.close(); return; }
+      this.session = session;
+      const stream = session.request({ ':method': 'POST', ':path': XDS_PATHS.stream, 'content-type': 'application/x-ndjson' });
+      this.stream = stream;
+      let buffer = '';
+      let opened = false;
+      stream.setEncoding('utf8');
+      stream.on('response', (h) => {
+        const status = Number(h[':status']);
+        if (status !== 200) {
+          this.log.warn('control plane refused the config stream', { status });
+          stream.close();
+          return;
+        }
+        opened = true;
+        this.connected = true;
+        this.attempt = 0;
+        this.emit('connected');
+        this.send({ type: 'hello', instance: this.instance, lastVersion: this.lastVersion });
+      });
+      stream.on('data', (chunk: string) => {
+        buffer += chunk;
+        if (buffer.length > MAX_LINE) { stream.close(); return; }
+        let nl: number;
+        while ((nl = buffer.indexOf('\n')) !== -1) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          if (line.trim()) void this.onLine(line);
+        }
+      });
+      const onEnd = () => {
+        if (this.stream !== stream) return;
+        this.stream = undefined;
+        this.connected = false;
+        session.close();
+        if (opened) this.emit('disconnected');
+        this.scheduleReconnect();
+      };
+      stream.on('close', onEnd);
+      stream.on('error', () => {});
+      session.on('error', () => {});
+      session.on('close', () => { if (this.stream === stream) stream.destroy(); });
+    } catch (err) {
+      this.log.warn('control plane unreachable; serving the last good config', { error: (err as Error).message });
+      this.scheduleReconnect();
+    }
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped) return;
+    const delay = backoffDelay(this.attempt++, this.backoff);
+    this.timer = setTimeout(() => void this.connect(), delay);
+  }
+
+  private async onLine(line: string): Promise<void> {
+    let msg;
+    try {
+      msg = ServerMessage.parse(JSON.parse(line));
+    } catch (err) {
+      this.log.warn('unreadable message from the control plane', { error: (err as Error).message });
+      return;
+    }
+    if (msg.type === 'error') {
+      this.log.error('control plane error', { error: msg.error });
+      return;
+    }
+    const version = (msg.snapshot as { version?: unknown } | null)?.version;
+    try {
+      const applied = await this.handler.apply(msg.snapshot);
+      this.lastVersion = applied;
+      this.send({ type: 'ack', version: applied });
+    } catch (err) {
+      this.send({ type: 'nack', version: typeof version === 'string' ? version : 'unknown', error: (err as Error).message });
+    }
+  }
+
+  send(msg: ProxyMessage): void {
+    const stream = this.stream;
+    if (stream && !stream.destroyed && stream.writable) stream.write(JSON.stringify(msg) + '\n');
+  }
+
+  /** Tells the control plane this instance is leaving, then closes the stream. */
+  async goodbye(timeoutMs = 2000): Promise<void> {
+    const stream = this.stream;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (!stream || stream.destroyed) { this.session?.close(); return; }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      stream.end(JSON.stringify({ type: 'goodbye' } satisfies ProxyMessage) + '\n', () => { clearTimeout(timer); resolve(); });
+    });
+    this.session?.close();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.stream?.destroy();
+    this.session?.destroy();
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Writes a MeshResponse to the downstream, HTTP/1.1 or HTTP/2, trailers included.
+ */
+import type { ServerResponse } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
+import { constants as h2c } from 'node:http2';
+import { pipeline } from 'node:stream';
+import type { HeaderMap, MeshResponse } from '../pipeline/types.js';
+
+export interface WriteOptions {
+  /** HTTP/1.1: ask the client to close the connection (draining, or after a protocol error). */
+  close?: boolean;
+  onDone?: (bytes: number, error?: Error) => void;
+}
+
+function countingPipe(body: NonNullable<MeshResponse['body']>, dest: NodeJS.WritableStream, done: (bytes: number, err?: Error) => void): void {
+  let bytes = 0;
+  body.on('data', (chunk: Buffer) => { bytes += chunk.length; });
+  pipeline(body, dest, (err) => done(bytes, err ?? undefined));
+}
+
+export function writeH1Response(res: ServerResponse, response: MeshResponse, opts: WriteOptions = {}): void {
+  const headers: Record<string, string | string[]> = { ...(response.headers as Record<string, string | string[]>) };
+  if (opts.close) headers['connection'] = 'close';
+  const hasTrailers = response.trailers !== undefined;
+  if (hasTrailers && headers['content-length'] === undefined) delete headers['content-length'];
+  res.writeHead(response.status, headers);
+  const done = opts.onDone ?? (() => {});
+  if (!response.body) {
+    res.end();
+    done(0);
+    return;
+  }
+  let bytes = 0;
+  response.body.on('data', (chunk: Buffer) => { bytes += chunk.length; });
+  response.body.on('end', () => {
+    const trailers = response.trailers?.();
+    if (trailers && Object.keys(trailers).length > 0 && res.chunkedEncoding) res.addTrailers(trailers as Record<string, string>);
+  });
+  pipeline(response.body, res, (err) => done(bytes, err ?? undefined));
+}
+
+export function writeH2Response(stream: ServerHttp2Stream, response: MeshResponse, opts: WriteOptions = {}): void {
+  const done = opts.onDone ?? (() => {});
+  if (stream.destroyed || stream.closed) {
+    response.body?.destroy();
+    done(0, new Error('downstream stream closed'));
+    return;
+  }
+  const headers: Record<string, string | string[] | number> = { ':status': response.status };
+  for (const name in response.headers) headers[name] = response.headers[name]!;
+  if (!response.body) {
+    stream.respond(headers, { endStream: true });
+    done(0);
+    return;
+  }
+  const withTrailers = response.trailers !== undefined;
+  stream.respond(headers, { waitForTrailers: withTrailers });
+  if (withTrailers) {
+    stream.once('wantTrailers', () => {
+      const trailers = response.trailers?.() ?? {};
+      try {
+        stream.sendTrailers(cleanTrailers(trailers));
+      } catch {
+        stream.close(h2c.NGHTTP2_INTERNAL_ERROR);
+      }
+    });
+  }
+  countingPipe(response.body, stream, done);
+}
+
+function cleanTrailers(trailers: HeaderMap): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in trailers) if (name.charCodeAt(0) !== 58) out[name] = trailers[name]!;
+  return out;
+}

@@ -1,0 +1,108 @@
+/**
+ * Where HTTP requests enter the pipeline, from any listener: normalises an HTTP/1.1 or HTTP/2
+ * request into a MeshRequest, runs the chain of the current config (captured once, so an
+ * in-flight request finishes on the config it started with), and writes the answer back.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { MeshError, toMeshError } from '../../api/errors.js';
+import type { Protocol } from '../../api/schema/common.js';
+import { errorResponse } from '../http/error-response.js';
+import { endToEndHeaders, isGrpcContentType, stripMeshHeaders } from '../http/headers.js';
+import { writeH1Response, writeH2Response } from '../http/response-writer.js';
+import { newRequestId } from '../filters/request-context.js';
+import type { Direction, MeshRequest, MeshResponse, Next, Peer } from '../pipeline/types.js';
+import type { CompiledConfig } from '../runtime/compiled-config.js';
+import type { ProxyServices } from '../runtime/services.js';
+import type { DrainState } from './drain.js';
+
+export interface IngressOptions {
+  direction: Direction;
+  services: ProxyServices;
+  config: () => CompiledConfig | undefined;
+  drain: DrainState;
+  /** Inbound: the protocol of the local app. Outbound: taken from the destination cluster. */
+  selfProtocol: Protocol;
+}
+
+export class HttpIngress {
+  constructor(private readonly opts: IngressOptions) {}
+
+  private chainFor(cfg: CompiledConfig | undefined, destination: string): { chain: Next; protocol: Protocol } {
+    if (!cfg) throw new MeshError('NO_HEALTHY_UPSTREAM', 'the proxy has no configuration yet');
+    if (this.opts.direction === 'inbound') return { chain: cfg.inbound, protocol: this.opts.selfProtocol };
+    const chain = cfg.outbound(destination);
+    if (!chain) throw new MeshError('NO_ROUTE', `unknown service "${destination}"`);
+    return { chain, protocol: cfg.clusters.get(destination)!.config.protocol };
+  }
+
+  handleH1(req: IncomingMessage, res: ServerResponse, source: Peer, destination: string, path = req.url ?? '/', authority = req.headers.host ?? destination): void {
+    const controller = new AbortController();
+    res.on('close', () => { if (!res.writableFinished) controller.abort(); });
+    const headers = endToEndHeaders(req.headers);
+    stripMeshHeaders(headers);
+    const meshReq = this.newRequest(req.method ?? 'GET', path, authority, headers, req, source, destination, controller.signal);
+    this.run(meshReq, (response, onDone) => writeH1Response(res, response, { close: this.opts.drain.draining, onDone }));
+  }
+
+  handleH2(stream: ServerHttp2Stream, rawHeaders: IncomingHttpHeaders, source: Peer, destination: string): void {
+    const controller = new AbortController();
+    stream.on('close', () => { if (!stream.writableFinished || stream.rstCode) controller.abort(); });
+    stream.on('error', () => {});
+    const headers = endToEndHeaders(rawHeaders);
+    stripMeshHeaders(headers);
+    const meshReq = this.newRequest(
+      String(rawHeaders[':method'] ?? 'GET'), String(rawHeaders[':path'] ?? '/'),
+      String(rawHeaders[':authority'] ?? rawHeaders['host'] ?? destination), headers, stream, source, destination, controller.signal,
+    );
+    this.run(meshReq, (response, onDone) => writeH2Response(stream, response, { onDone }));
+  }
+
+  private newRequest(
+    method: string, path: string, authority: string, headers: MeshRequest['headers'], body: MeshRequest['body'],
+    source: Peer, destination: string, signal: AbortSignal,
+  ): MeshRequest {
+    return {
+      direction: this.opts.direction,
+      method, path, authority, headers, body,
+      protocol: 'http',
+      grpc: isGrpcContentType(headers['content-type']),
+      source,
+      destination,
+      requestId: typeof headers['x-request-id'] === 'string' ? headers['x-request-id'] : newRequestId(),
+      startedAt: performance.now(),
+      signal,
+      attrs: {},
+    };
+  }
+
+  private run(req: MeshRequest, write: (response: MeshResponse, onDone: (bytes: number, err?: Error) => void) => void): void {
+    const drain = this.opts.drain;
+    drain.begin();
+    let response: Promise<MeshResponse>;
+    try {
+      const { chain, protocol } = this.chainFor(this.opts.config(), req.destination);
+      req.protocol = protocol;
+      response = chain(req);
+    } catch (err) {
+      response = Promise.reject(err);
+    }
+    response.then(
+      (resp) => resp,
+      (err: unknown) => {
+        const meshErr = toMeshError(err);
+        req.attrs.errorCode = meshErr.code;
+        this.opts.services.metrics.errors.labels({ direction: req.direction, code: meshErr.code }).inc();
+        req.body.resume();
+        return errorResponse(meshErr, req.grpc);
+      },
+    ).then((resp) => {
+      write(resp, () => {
+        drain.end();
+        const source = req.direction === 'inbound' ? (req.source.service ?? 'unknown') : this.opts.services.service;
+        const destination = req.direction === 'inbound' ? this.opts.services.service : req.destination;
+        this.opts.services.metrics.observeRequest(req.direction, source, destination, req.attrs.route ?? 'default', resp.status, performance.now() - req.startedAt);
+      });
+    });
+  }
+}

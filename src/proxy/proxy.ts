@@ -1,0 +1,247 @@
+/**
+ * The sidecar proxy process: join with a token, obtain an SVID, listen, register, follow config.
+ *
+ *   token → pinned CA → key + CSR → SVID → inbound (mTLS) listener → config stream (hello)
+ *   → first snapshot applied → outbound / http-proxy listeners → ready
+ */
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { X509Certificate, randomBytes } from 'node:crypto';
+import type net from 'node:net';
+import type { Protocol } from '../api/schema/common.js';
+import { Snapshot } from '../api/schema/snapshot.js';
+import { parseOrThrow } from '../api/schema/validate.js';
+import { generateWorkloadKey } from '../pki/workload-key.js';
+import { spiffeIdFor } from '../pki/spiffe.js';
+import { boundAddress, isLoopbackHost, parseHostPort, type HostPort } from '../shared/address.js';
+import { createLogger, type Logger } from '../shared/log.js';
+import { ControlPlaneClient } from './bootstrap/control-plane-client.js';
+import { readJoinToken } from './bootstrap/join-token.js';
+import { XdsStream, backoffDelay } from './bootstrap/xds-stream.js';
+import { WorkloadIdentity, certNotAfter } from './identity/workload-identity.js';
+import { createAdminServer } from './listeners/admin.js';
+import { DrainState } from './listeners/drain.js';
+import { InboundListener } from './listeners/inbound.js';
+import { OutboundListener } from './listeners/outbound.js';
+import { ProxyMetrics } from './metrics.js';
+import { makeProbe } from './health-probe.js';
+import { compileConfig, type CompiledConfig } from './runtime/compiled-config.js';
+import type { ProxyServices } from './runtime/services.js';
+import { AppForwarder } from './upstream/app-forwarder.js';
+import { EndpointRegistry } from './upstream/endpoint-registry.js';
+import { PeerPool } from './upstream/peer-pool.js';
+
+export interface ProxyOptions {
+  service: string;
+  app: string;
+  inbound: string;
+  token: string;
+  protocol: Protocol;
+  labels: Record<string, string>;
+  outbound: Array<{ service: string; address: string }>;
+  httpProxy?: string;
+  admin: string;
+  controlPlane?: string;
+  drainTimeoutMs: number;
+  onListening?: (name: string, address: string) => void;
+}
+
+export interface RunningProxy {
+  addresses: Record<string, string>;
+  /** Fails readiness, says goodbye, drains up to drainTimeoutMs, closes. */
+  shutdown(): Promise<void>;
+  readonly closed: Promise<void>;
+}
+
+export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
+  const log = createLogger({ component: 'proxy', service: opts.service });
+  const claims = readJoinToken(opts.token);
+  if (claims.service !== opts.service) {
+    throw new Error(`the join token is for service "${claims.service}", not "${opts.service}"`);
+  }
+  if (claims.expiresAt && claims.expiresAt.getTime() < Date.now()) {
+    throw new Error(`the join token expired at ${claims.expiresAt.toISOString()}: create a new one with \`trellis token create --service ${opts.service}\``);
+  }
+  const adminAddr = parseHostPort(opts.admin, '--admin');
+  if (!isLoopbackHost(adminAddr.host)) throw new Error(`--admin must be a loopback address (got ${opts.admin})`);
+  const appAddr = parseHostPort(opts.app, '--app');
+  const inboundAddr = parseHostPort(opts.inbound, '--inbound');
+
+  const cp = new ControlPlaneClient(opts.controlPlane ?? claims.controlPlane, claims.trustDomain, claims.caPin);
+  await retryUntilReachable(() => cp.fetchPinnedCa(), log);
+  const { keyPem, csrPem } = await generateWorkloadKey(opts.service);
+  const cert = await cp.requestCertificate(csrPem, { token: opts.token });
+  const identity = new WorkloadIdentity(claims.trustDomain, {
+    keyPem, certPem: cert.certPem, caPem: cert.caPem, spiffeId: cert.spiffeId, notAfter: new Date(cert.notAfter),
+  });
+  log.info('obtained certificate', { spiffeId: cert.spiffeId, notAfter: cert.notAfter });
+
+  const instanceId = `${opts.service}-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const metrics = new ProxyMetrics({ service: opts.service, instance: instanceId });
+  metrics.certExpiry.set(identity.current.notAfter.getTime() / 1000);
+  const peers = new PeerPool(identity);
+  const app = new AppForwarder(appAddr, opts.protocol);
+  const services: ProxyServices = {
+    service: opts.service,
+    trustDomain: claims.trustDomain,
+    spiffeId: spiffeIdFor(claims.trustDomain, opts.service),
+    peers,
+    endpoints: new EndpointRegistry(),
+    metrics,
+    app,
+    log,
+  };
+
+  let current: CompiledConfig | undefined;
+  let lastNack: { version: string; error: string; at: string } | undefined;
+  const drain = new DrainState();
+  const config = () => current;
+  const addresses: Record<string, string> = {};
+  const announce = (name: string, address: string) => {
+    addresses[name] = address;
+    opts.onListening?.(name, address);
+  };
+
+  let firstConfig!: () => void;
+  const gotFirstConfig = new Promise<void>((resolve) => { firstConfig = resolve; });
+  const applySnapshot = async (raw: unknown): Promise<string> => {
+    try {
+      const snapshot = parseOrThrow(Snapshot, raw, 'snapshot.');
+      if (snapshot.trustDomain !== claims.trustDomain) throw new Error(`snapshot trust domain ${snapshot.trustDomain} is not ${claims.trustDomain}`);
+      const next = compileConfig(snapshot, services, (cluster) => makeProbe(peers, cluster));
+      const previous = current;
+      current = next;
+      previous?.dispose();
+      metrics.configVersion.set(Number(snapshot.version) || 0);
+      log.info('config applied', { version: snapshot.version });
+      firstConfig();
+      return snapshot.version;
+    } catch (err) {
+      const version = typeof (raw as { version?: unknown })?.version === 'string' ? (raw as { version: string }).version : 'unknown';
+      lastNack = { version, error: (err as Error).message, at: new Date().toISOString() };
+      metrics.configNacks.inc();
+      log.warn('config refused (NACK); keeping the last good config', { version, error: (err as Error).message });
+      throw err;
+    }
+  };
+
+  // Admin first, so readiness can be watched from the start.
+  let ready = false;
+  let xds: XdsStream | undefined;
+  const admin = createAdminServer(metrics, {
+    ready: () => ready && !drain.draining,
+    config: () => ({
+      version: current?.version ?? null,
+      instance: instanceId,
+      spiffeId: identity.current.spiffeId,
+      certificateNotAfter: identity.current.notAfter.toISOString(),
+      controlPlaneConnected: xds?.connected ?? false,
+      lastNack: lastNack ?? null,
+      snapshot: current?.snapshot ?? null,
+    }),
+    drain: () => void shutdown(),
+  });
+  announce('admin', await listen(admin, adminAddr));
+
+  const inbound = new InboundListener({ services, identity, config, drain, protocol: opts.protocol });
+  announce('inbound', await listen(inbound.server, inboundAddr));
+
+  const credentials = () => ({ keyPem: identity.current.keyPem, certPem: identity.current.certPem });
+  xds = new XdsStream(cp, credentials, {
+    id: instanceId, service: opts.service, address: addresses.inbound!, protocol: opts.protocol, labels: opts.labels,
+  }, { apply: applySnapshot }, log);
+  xds.start();
+  await gotFirstConfig;
+
+  const listeners: net.Server[] = [admin, inbound.server];
+  for (const out of opts.outbound) {
+    const listener = new OutboundListener({ services, config, drain }, out.service);
+    announce(`outbound:${out.service}`, await listen(listener.server, parseHostPort(out.address, '--outbound')));
+    listeners.push(listener.server);
+  }
+  if (opts.httpProxy) {
+    const listener = new OutboundListener({ services, config, drain }, undefined);
+    announce('http-proxy', await listen(listener.server, parseHostPort(opts.httpProxy, '--http-proxy')));
+    listeners.push(listener.server);
+  }
+  ready = true;
+
+  const renewal = scheduleRenewal(identity, cp, xds, metrics, log);
+
+  let closedResolve!: () => void;
+  const closed = new Promise<void>((resolve) => { closedResolve = resolve; });
+  let shuttingDown: Promise<void> | undefined;
+  function shutdown(): Promise<void> {
+    shuttingDown ??= (async () => {
+      log.info('draining', { inflight: drain.inflight, timeoutMs: opts.drainTimeoutMs });
+      ready = false;
+      renewal.stop();
+      await xds!.goodbye();
+      const clean = await drain.drain(opts.drainTimeoutMs);
+      if (!clean) log.warn('drain timeout reached with requests in flight', { inflight: drain.inflight });
+      current?.dispose();
+      peers.close();
+      app.close();
+      for (const l of listeners) l.close();
+      closedResolve();
+    })();
+    return shuttingDown;
+  }
+  return { addresses, shutdown, closed };
+}
+
+function listen(server: net.Server, addr: HostPort): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(addr.port, addr.host, () => {
+      server.off('error', reject);
+      resolve(boundAddress(server.address()));
+    });
+  });
+}
+
+async function retryUntilReachable<T>(fn: () => Promise<T>, log: Logger): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const message = (err as Error).message;
+      if (/pin mismatch/.test(message)) throw err;
+      const delay = backoffDelay(attempt, { baseMs: 250, maxMs: 5000 });
+      log.warn('control plane not reachable yet; retrying', { error: message, retryInMs: delay });
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+/** Renews the SVID at a random point between 50% and 70% of its life; a failure retries sooner. */
+function scheduleRenewal(identity: WorkloadIdentity, cp: ControlPlaneClient, xds: XdsStream, metrics: ProxyMetrics, log: Logger): { stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const plan = () => {
+    if (stopped) return;
+    const cert = new X509Certificate(identity.current.certPem);
+    const notBefore = new Date(cert.validFrom).getTime();
+    const notAfter = new Date(cert.validTo).getTime();
+    const at = notBefore + (notAfter - notBefore) * (0.5 + Math.random() * 0.2);
+    timer = setTimeout(() => void renew(), Math.max(0, at - Date.now()));
+    timer.unref();
+  };
+  const renew = async () => {
+    try {
+      const { keyPem, csrPem } = await generateWorkloadKey(identity.current.spiffeId);
+      const res = await cp.requestCertificate(csrPem, { keyPem: identity.current.keyPem, certPem: identity.current.certPem });
+      identity.update({ keyPem, certPem: res.certPem, caPem: res.caPem, spiffeId: res.spiffeId, notAfter: certNotAfter(res.certPem) });
+      metrics.certExpiry.set(identity.current.notAfter.getTime() / 1000);
+      xds.send({ type: 'cert', notAfter: identity.current.notAfter.toISOString() });
+      log.info('certificate renewed', { notAfter: identity.current.notAfter.toISOString() });
+      plan();
+    } catch (err) {
+      const retry = Math.max(1000, identity.remainingMs() / 10);
+      log.warn('certificate renewal failed; retrying', { error: (err as Error).message, retryInMs: retry });
+      if (!stopped) { timer = setTimeout(() => void renew(), retry); timer.unref(); }
+    }
+  };
+  plan();
+  return { stop: () => { stopped = true; clearTimeout(timer); } };
+}

@@ -1,0 +1,105 @@
+/**
+ * Turns one validated Snapshot into everything the data path needs, once: clusters (endpoints,
+ * balancers, health checking, outlier detection), one outbound chain per destination service,
+ * the inbound chain, and TCP backends. Any error here makes the proxy NACK the version.
+ * The result is immutable; a new version builds a new one and the proxy swaps it in atomically.
+ */
+import { MeshError } from '../../api/errors.js';
+import type { ClusterConfig, Snapshot } from '../../api/schema/snapshot.js';
+import { composeChain } from '../pipeline/chain.js';
+import type { BuildContext } from '../pipeline/factory.js';
+import type { HttpFilter, MeshRequest, MeshResponse, Next } from '../pipeline/types.js';
+import { RULE_FILTERS, SERVICE_INBOUND, SERVICE_OUTBOUND } from '../filters/registry.js';
+import { Router, resolveBackends, type Backend } from '../filters/router.js';
+import { compileRouteTable, type RouteTable } from '../routing/route-table.js';
+import { WeightedPicker } from '../routing/weighted.js';
+import { ClusterRuntime } from '../upstream/cluster.js';
+import type { Probe } from '../upstream/health-checker.js';
+import type { EndpointState } from '../upstream/endpoint-state.js';
+import type { ProxyServices } from './services.js';
+
+export interface CompiledConfig {
+  readonly version: string;
+  readonly snapshot: Snapshot;
+  readonly clusters: ReadonlyMap<string, ClusterRuntime>;
+  readonly routeTables: ReadonlyMap<string, RouteTable>;
+  /** The outbound chain for a destination service, or undefined when the mesh has no such service. */
+  outbound(service: string): Next | undefined;
+  readonly inbound: Next;
+  /** Weighted TCP backends for a destination service (TCPRoute, else the service itself). */
+  tcpBackend(service: string): Backend | undefined;
+  dispose(): void;
+}
+
+export function compileConfig(snapshot: Snapshot, services: ProxyServices, probeFor: (cluster: ClusterConfig) => Probe): CompiledConfig {
+  const ctx: BuildContext = { snapshot, services, self: services.service };
+  const clusters = new Map<string, ClusterRuntime>();
+  const live = new Set<EndpointState>();
+  const liveAddresses = new Set<string>();
+  try {
+    for (const [name, config] of Object.entries(snapshot.clusters)) {
+      const endpoints = services.endpoints.resolve(name, config.endpoints);
+      for (const ep of endpoints) { live.add(ep); liveAddresses.add(ep.address); }
+      clusters.set(name, new ClusterRuntime(config, endpoints, {
+        probe: probeFor(config),
+        onEject: (service) => services.metrics.outlierEjections.labels({ destination: service }).inc(),
+      }));
+    }
+
+    const routeTables = new Map<string, RouteTable>();
+    const outbound = new Map<string, Next>();
+    for (const name of clusters.keys()) {
+      const table = compileRouteTable(name, snapshot.httpRoutes);
+      routeTables.set(name, table);
+      const ruleChains = new Map<string, Next>();
+      for (const compiled of table.rules) {
+        const filters = buildAll(RULE_FILTERS.map((f) => () => f.build(ctx, compiled.rule, compiled.routeName, name)));
+        const router = new Router(resolveBackends(compiled.rule.backendRefs, name, clusters), services);
+        ruleChains.set(compiled.name, composeChain(filters, (req) => router.handle(req)));
+      }
+      const dispatch: Next = (req: MeshRequest): Promise<MeshResponse> => {
+        const rule = table.match(req);
+        if (!rule) return Promise.reject(new MeshError('NO_ROUTE', `no route of ${name} matches ${req.method} ${req.path}`));
+        req.attrs.route = rule.name;
+        return ruleChains.get(rule.name)!(req);
+      };
+      const cluster = clusters.get(name);
+      outbound.set(name, composeChain(buildAll(SERVICE_OUTBOUND.map((f) => () => f.build(ctx, name, cluster))), dispatch));
+    }
+
+    const inboundFilters = buildAll(SERVICE_INBOUND.map((f) => () => f.build(ctx, services.service, clusters.get(services.service))));
+    const inbound = composeChain(inboundFilters, (req) => services.app.forward(req));
+
+    const tcpPickers = new Map<string, WeightedPicker<Backend>>();
+    for (const name of clusters.keys()) {
+      const route = snapshot.tcpRoutes.find((r) => r.spec.parentRefs.some((p) => p.name === name));
+      const refs = route ? route.spec.rules.flatMap((rule) => rule.backendRefs) : undefined;
+      tcpPickers.set(name, new WeightedPicker(resolveBackends(refs, name, clusters).map((b) => ({ item: b.backend, weight: b.weight }))));
+    }
+
+    services.endpoints.retain(live);
+    services.peers.retain(liveAddresses);
+    return {
+      version: snapshot.version,
+      snapshot,
+      clusters,
+      routeTables,
+      outbound: (service) => outbound.get(service),
+      inbound,
+      tcpBackend: (service) => tcpPickers.get(service)?.pick(),
+      dispose: () => { for (const c of clusters.values()) c.dispose(); },
+    };
+  } catch (err) {
+    for (const c of clusters.values()) c.dispose();
+    throw err;
+  }
+}
+
+function buildAll(builders: Array<() => HttpFilter | null>): HttpFilter[] {
+  const out: HttpFilter[] = [];
+  for (const build of builders) {
+    const filter = build();
+    if (filter) out.push(filter);
+  }
+  return out;
+}

@@ -1,0 +1,20 @@
+/**
+ * Long-lived services a proxy's filters share across config versions: peer connections, endpoint
+ * state, metrics, identity. Filters get them through BuildContext; they are never per request.
+ */
+import type { PeerPool } from '../upstream/peer-pool.js';
+import type { EndpointRegistry } from '../upstream/endpoint-registry.js';
+import type { ProxyMetrics } from '../metrics.js';
+import type { AppForwarder } from '../upstream/app-forwarder.js';
+import type { Logger } from '../../shared/log.js';
+
+export interface ProxyServices {
+  readonly service: string;
+  readonly trustDomain: string;
+  readonly spiffeId: string;
+  readonly peers: PeerPool;
+  readonly endpoints: EndpointRegistry;
+  readonly metrics: ProxyMetrics;
+  readonly app: AppForwarder;
+  readonly log: Logger;
+}

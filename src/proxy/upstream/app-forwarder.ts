@@ -1,0 +1,94 @@
+/**
+ * The inbound side's last hop: the local application at --app, over HTTP/1.1 (keep-alive pool),
+ * HTTP/2 cleartext (one multiplexed session) for http2/grpc apps, or raw TCP.
+ */
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { MeshError } from '../../api/errors.js';
+import type { Protocol } from '../../api/schema/common.js';
+import type { HostPort } from '../../shared/address.js';
+import { endToEndHeaders } from '../http/headers.js';
+import type { MeshRequest, MeshResponse } from '../pipeline/types.js';
+import { h2Forward } from './h2-forward.js';
+
+export class AppForwarder {
+  private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
+  private h2?: { session: http2.ClientHttp2Session; ready: Promise<http2.ClientHttp2Session> };
+
+  constructor(readonly app: HostPort, readonly protocol: Protocol, private readonly connectTimeoutMs = 2000) {}
+
+  forward(req: MeshRequest): Promise<MeshResponse> {
+    return this.protocol === 'http2' || this.protocol === 'grpc' ? this.forwardH2(req) : this.forwardH1(req);
+  }
+
+  private forwardH1(req: MeshRequest): Promise<MeshResponse> {
+    return new Promise((resolve, reject) => {
+      const outgoing = http.request({
+        host: this.app.host,
+        port: this.app.port,
+        method: req.method,
+        path: req.path,
+        headers: { ...req.headers, host: req.authority },
+        agent: this.agent,
+        signal: req.signal,
+      });
+      let answered = false;
+      outgoing.on('response', (res) => {
+        answered = true;
+        const hasTrailers = res.headers['trailer'] !== undefined;
+        resolve({
+          status: res.statusCode ?? 502,
+          headers: endToEndHeaders(res.headers),
+          body: res,
+          trailers: hasTrailers ? () => res.trailers as Record<string, string> : undefined,
+        });
+      });
+      outgoing.on('error', (err: NodeJS.ErrnoException) => {
+        if (answered) return;
+        const connect = err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ETIMEDOUT';
+        reject(new MeshError(connect ? 'UPSTREAM_CONNECT_FAILED' : 'UPSTREAM_RESET', `app ${this.app.host}:${this.app.port}: ${err.message}`));
+      });
+      req.body.on('error', () => outgoing.destroy());
+      req.body.pipe(outgoing);
+    });
+  }
+
+  private async forwardH2(req: MeshRequest): Promise<MeshResponse> {
+    const session = await this.h2Session();
+    return h2Forward(session, req, 'http');
+  }
+
+  private h2Session(): Promise<http2.ClientHttp2Session> {
+    if (this.h2 && !this.h2.session.closed && !this.h2.session.destroyed) return this.h2.ready;
+    const session = http2.connect(`http://${this.app.host}:${this.app.port}`);
+    session.setMaxListeners(0);
+    const ready = new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+      const timer = setTimeout(() => { session.destroy(); reject(new MeshError('UPSTREAM_CONNECT_FAILED', 'app connect timed out')); }, this.connectTimeoutMs);
+      session.once('connect', () => { clearTimeout(timer); resolve(session); });
+      session.once('error', (err) => { clearTimeout(timer); reject(new MeshError('UPSTREAM_CONNECT_FAILED', `app: ${err.message}`)); });
+    });
+    ready.catch(() => {});
+    const entry = { session, ready };
+    const forget = () => { if (this.h2 === entry) this.h2 = undefined; };
+    session.on('close', forget);
+    session.on('error', forget);
+    session.on('goaway', forget);
+    this.h2 = entry;
+    return ready;
+  }
+
+  /** A raw TCP connection to the app (TCP services, WebSocket upgrades). */
+  connectRaw(): Promise<net.Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: this.app.host, port: this.app.port });
+      socket.once('connect', () => { socket.setNoDelay(true); resolve(socket); });
+      socket.once('error', (err) => reject(new MeshError('UPSTREAM_CONNECT_FAILED', `app: ${err.message}`)));
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+    this.h2?.session.close();
+  }
+}

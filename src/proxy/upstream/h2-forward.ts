@@ -1,0 +1,66 @@
+/**
+ * Sends a MeshRequest as one HTTP/2 stream on an existing session and resolves with the response
+ * head; the body streams through. Used for proxy→proxy hops and for HTTP/2/gRPC apps.
+ */
+import type http2 from 'node:http2';
+import { constants as h2c } from 'node:http2';
+import { MeshError } from '../../api/errors.js';
+import { endToEndHeaders } from '../http/headers.js';
+import type { HeaderMap, MeshRequest, MeshResponse } from '../pipeline/types.js';
+
+export interface ForwardObserver {
+  /** Called once when the exchange is over (response body ended, or failed). */
+  done(status: number | undefined, error: Error | undefined): void;
+}
+
+export function h2Forward(
+  session: http2.ClientHttp2Session, req: MeshRequest, scheme: 'http' | 'https', observer?: ForwardObserver,
+  extraHeaders?: Record<string, string>,
+): Promise<MeshResponse> {
+  const headers: http2.OutgoingHttpHeaders = {
+    ':method': req.method,
+    ':path': req.path,
+    ':authority': req.authority,
+    ':scheme': scheme,
+  };
+  for (const name in req.headers) headers[name] = req.headers[name];
+  if (extraHeaders) for (const name in extraHeaders) headers[name] = extraHeaders[name];
+  return new Promise<MeshResponse>((resolve, reject) => {
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(headers, { endStream: false });
+    } catch (err) {
+      reject(new MeshError('UPSTREAM_RESET', (err as Error).message));
+      observer?.done(undefined, err as Error);
+      return;
+    }
+    let status: number | undefined;
+    let trailers: HeaderMap | undefined;
+    let settled = false;
+    const onAbort = () => stream.close(h2c.NGHTTP2_CANCEL);
+    req.signal.addEventListener('abort', onAbort, { once: true });
+    stream.on('response', (h) => {
+      status = Number(h[':status']);
+      settled = true;
+      resolve({ status, headers: endToEndHeaders(h), body: stream, trailers: () => trailers });
+    });
+    stream.on('trailers', (t) => { trailers = endToEndHeaders(t); });
+    stream.on('error', (err) => {
+      if (!settled) {
+        settled = true;
+        reject(new MeshError('UPSTREAM_RESET', `upstream stream error: ${err.message}`));
+      }
+    });
+    stream.on('close', () => {
+      req.signal.removeEventListener('abort', onAbort);
+      if (!settled) {
+        settled = true;
+        const code = stream.rstCode;
+        reject(new MeshError('UPSTREAM_RESET', `upstream closed the stream before answering (code ${code})`));
+      }
+      observer?.done(status, stream.rstCode && stream.rstCode !== h2c.NGHTTP2_NO_ERROR ? new Error(`reset ${stream.rstCode}`) : undefined);
+    });
+    req.body.on('error', () => stream.close(h2c.NGHTTP2_CANCEL));
+    req.body.pipe(stream);
+  });
+}
