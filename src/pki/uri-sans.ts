@@ -1,5 +1,5 @@
 /** The URI SANs of a certificate, read from its structure (never from a text rendering). */
-import * as x509 from '@peculiar/x509';
+import { x509 } from './x509-provider.js';
 
 export function uriSans(der: Buffer | Uint8Array): string[] {
   const cert = new x509.X509Certificate(new Uint8Array(der));
