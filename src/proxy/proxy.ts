@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { X509Certificate, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type { Protocol } from '../api/schema/common.js';
 import { Snapshot } from '../api/schema/snapshot.js';
@@ -220,10 +220,9 @@ function scheduleRenewal(identity: WorkloadIdentity, cp: ControlPlaneClient, xds
   let stopped = false;
   const plan = () => {
     if (stopped) return;
-    const cert = new X509Certificate(identity.current.certPem);
-    const notBefore = new Date(cert.validFrom).getTime();
-    const notAfter = new Date(cert.validTo).getTime();
-    const at = notBefore + (notAfter - notBefore) * (0.5 + Math.random() * 0.2);
+    // Planned from when we received it: notBefore is backdated for clock skew.
+    const receivedAt = identity.receivedAt;
+    const at = receivedAt + (identity.current.notAfter.getTime() - receivedAt) * (0.5 + Math.random() * 0.2);
     timer = setTimeout(() => void renew(), Math.max(0, at - Date.now()));
     timer.unref();
   };

@@ -44,6 +44,11 @@ export function registerProxy(program: Command): void {
     .option('--drain-timeout <duration>', 'how long SIGTERM waits for in-flight requests', '15s')
     .action(async (o) => {
       const token = readFileSync(o.tokenFile, 'utf8').trim();
+      // Signals before the proxy is up end it at once; after, they drain it.
+      let shutdown: (() => Promise<void>) | undefined;
+      const onSignal = () => { if (shutdown) void shutdown(); else process.exit(0); };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
       const proxy = await startProxy({
         service: o.service,
         app: o.app,
@@ -58,10 +63,8 @@ export function registerProxy(program: Command): void {
         drainTimeoutMs: parseDuration(o.drainTimeout),
         onListening: announceListening,
       });
+      shutdown = proxy.shutdown;
       announce('ready', { service: o.service });
-      const stop = () => { void proxy.shutdown(); };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
       await proxy.closed;
       process.exit(0);
     });

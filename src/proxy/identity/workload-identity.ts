@@ -24,6 +24,8 @@ export const MESH_CIPHERS = [
 export class WorkloadIdentity extends EventEmitter {
   readonly trustDomain: string;
   private svid!: Svid;
+  /** Date.now() when the current SVID was installed. */
+  receivedAt = 0;
   private context!: tls.SecureContext;
 
   constructor(trustDomain: string, svid: Svid) {
@@ -34,6 +36,7 @@ export class WorkloadIdentity extends EventEmitter {
 
   update(svid: Svid): void {
     this.svid = svid;
+    this.receivedAt = Date.now();
     this.context = tls.createSecureContext({
       key: svid.keyPem,
       cert: svid.certPem,

@@ -39,9 +39,15 @@ export function h2Forward(
     let settled = false;
     const onAbort = () => stream.close(h2c.NGHTTP2_CANCEL);
     req.signal.addEventListener('abort', onAbort, { once: true });
-    stream.on('response', (h) => {
+    stream.on('response', (h, flags) => {
       status = Number(h[':status']);
       settled = true;
+      if (flags & h2c.NGHTTP2_FLAG_END_STREAM) {
+        // Trailers-only (e.g. a gRPC error status): pass it on as one HEADERS frame.
+        stream.resume();
+        resolve({ status, headers: endToEndHeaders(h), body: null });
+        return;
+      }
       resolve({ status, headers: endToEndHeaders(h), body: stream, trailers: () => trailers });
     });
     stream.on('trailers', (t) => { trailers = endToEndHeaders(t); });
