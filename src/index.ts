@@ -1,4 +1,4 @@
 export * from './api/schema/resources.js';
 export * from './api/schema/snapshot.js';
 export * from './api/errors.js';
-export { TrellisClient } from './sdk/client.js';
+export { TrellisClient, TrellisApiError } from './sdk/client.js';

@@ -149,7 +149,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const credentials = () => ({ keyPem: identity.current.keyPem, certPem: identity.current.certPem });
   xds = new XdsStream(cp, credentials, {
     id: instanceId, service: opts.service, address: addresses.inbound!, protocol: opts.protocol, labels: opts.labels,
-  }, { apply: applySnapshot }, log);
+  }, { apply: applySnapshot }, log, undefined, () => identity.current.notAfter);
   xds.start();
   await gotFirstConfig;
 

@@ -1,1 +1,167 @@
-export class TrellisClient {}
+/**
+ * The typed TypeScript client of the control plane's REST API. The CLI and the dashboard use it:
+ * it is the one way to talk to the API (`import { TrellisClient } from 'trellis'`).
+ */
+import type { Kind, Resource } from '../api/schema/resources.js';
+import type {
+  ApplyResponse, ApplyResult, DeleteResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
+  ServiceDescription, ServiceSummary, StatusResponse, TokenResponse,
+} from '../control-plane/contract.js';
+import { resolveKind } from '../control-plane/core/kinds.js';
+
+export type {
+  ApplyResponse, ApplyResult, DeleteResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
+  ServiceDescription, ServiceSummary, StatusResponse, TokenResponse,
+};
+export type { InstanceView, ProxyState, NackInfo, ApplyAction } from '../control-plane/contract.js';
+export { resolveKind };
+
+export const DEFAULT_API_URL = 'http://127.0.0.1:15000';
+
+export interface TrellisClientOptions {
+  /** Base URL of the REST API (default $TRELLIS_API or http://127.0.0.1:15000). "HOST:PORT" is accepted. */
+  baseUrl?: string;
+  /** Admin token, needed when the API is not on loopback (default $TRELLIS_ADMIN_TOKEN). */
+  token?: string;
+  /** Per-request timeout in ms (default 30s). */
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** An error answered by the API (or status 0 / UNREACHABLE when it could not be reached). */
+export class TrellisApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly errors: { path: string; message: string }[];
+  constructor(status: number, code: string, message: string, errors: { path: string; message: string }[] = []) {
+    super(message);
+    this.name = 'TrellisApiError';
+    this.status = status;
+    this.code = code;
+    this.errors = errors;
+  }
+}
+
+function normalizeBaseUrl(url: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `http://${url}`;
+  return withScheme.replace(/\/+$/, '');
+}
+
+function env(name: string): string | undefined {
+  return typeof process !== 'undefined' ? process.env?.[name] || undefined : undefined;
+}
+
+export class TrellisClient {
+  readonly baseUrl: string;
+  private readonly token?: string;
+  private readonly timeoutMs: number;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(opts: TrellisClientOptions = {}) {
+    this.baseUrl = normalizeBaseUrl(opts.baseUrl ?? env('TRELLIS_API') ?? DEFAULT_API_URL);
+    const token = opts.token ?? env('TRELLIS_ADMIN_TOKEN');
+    if (token) this.token = token;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.fetchImpl = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  /** Validates and applies resources atomically; with dryRun, reports what would change. */
+  async apply(resources: unknown[], opts: { dryRun?: boolean } = {}): Promise<ApplyResponse> {
+    return this.request<ApplyResponse>('POST', '/api/v1/apply', { resources, dryRun: opts.dryRun ?? false });
+  }
+
+  /** Resources of a kind (kind is case-insensitive, plural accepted). */
+  async list(kind: Kind | string): Promise<Resource[]> {
+    return (await this.request<ResourceList>('GET', `/api/v1/resources/${enc(kindOf(kind))}`)).items;
+  }
+
+  async get(kind: Kind | string, name: string): Promise<Resource> {
+    return this.request<Resource>('GET', `/api/v1/resources/${enc(kindOf(kind))}/${enc(name)}`);
+  }
+
+  async delete(kind: Kind | string, name: string): Promise<DeleteResponse> {
+    return this.request<DeleteResponse>('DELETE', `/api/v1/resources/${enc(kindOf(kind))}/${enc(name)}`);
+  }
+
+  /** Every service: Service resources and services registered by proxies. */
+  async services(): Promise<ServiceSummary[]> {
+    return this.request<ServiceSummary[]>('GET', '/api/v1/services');
+  }
+
+  async describeService(name: string): Promise<ServiceDescription> {
+    return this.request<ServiceDescription>('GET', `/api/v1/services/${enc(name)}`);
+  }
+
+  /** A join token for `service` (ttl such as "1h"; default 24h). */
+  async createToken(service: string, ttl?: string): Promise<TokenResponse> {
+    return this.request<TokenResponse>('POST', '/api/v1/tokens', { service, ...(ttl ? { ttl } : {}) });
+  }
+
+  async proxies(): Promise<ProxiesResponse> {
+    return this.request<ProxiesResponse>('GET', '/api/v1/proxies');
+  }
+
+  async status(): Promise<StatusResponse> {
+    return this.request<StatusResponse>('GET', '/api/v1/status');
+  }
+
+  async health(): Promise<HealthResponse> {
+    return this.request<HealthResponse>('GET', '/healthz');
+  }
+
+  async ready(): Promise<HealthResponse> {
+    return this.request<HealthResponse>('GET', '/readyz');
+  }
+
+  async openApi(): Promise<Record<string, unknown>> {
+    return this.request<Record<string, unknown>>('GET', '/api/openapi.json');
+  }
+
+  async metrics(): Promise<string> {
+    return this.request<string>('GET', '/metrics', undefined, 'text');
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown, as: 'json' | 'text' = 'json'): Promise<T> {
+    const headers: Record<string, string> = { accept: as === 'json' ? 'application/json' : 'text/plain' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let res: Response;
+    try {
+      res = await this.fetchImpl(this.baseUrl + path, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const reason = cause?.code ?? cause?.message ?? (err as Error).message;
+      throw new TrellisApiError(0, 'UNREACHABLE', `cannot reach the control plane API at ${this.baseUrl}: ${reason}`);
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      let parsed: Partial<ErrorBody> | undefined;
+      try { parsed = JSON.parse(text) as Partial<ErrorBody>; } catch { /* not JSON */ }
+      throw new TrellisApiError(
+        res.status,
+        typeof parsed?.error === 'string' ? parsed.error : `HTTP_${res.status}`,
+        typeof parsed?.message === 'string' ? parsed.message : text || res.statusText,
+        Array.isArray(parsed?.errors) ? parsed.errors : [],
+      );
+    }
+    if (as === 'text') return text as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new TrellisApiError(res.status, 'BAD_RESPONSE', `the API answered ${method} ${path} with non-JSON`);
+    }
+  }
+}
+
+function kindOf(kind: string): string {
+  return resolveKind(kind) ?? kind;
+}
+
+function enc(s: string): string {
+  return encodeURIComponent(s);
+}

@@ -40,6 +40,7 @@ export class XdsStream extends EventEmitter {
     private readonly handler: SnapshotHandler,
     private readonly log: Logger,
     private readonly backoff: Backoff = { baseMs: 250, maxMs: 10_000 },
+    private readonly certNotAfter?: () => Date,
   ) {
     super();
   }
@@ -70,7 +71,7 @@ export class XdsStream extends EventEmitter {
         this.connected = true;
         this.attempt = 0;
         this.emit('connected');
-        this.send({ type: 'hello', instance: this.instance, lastVersion: this.lastVersion });
+        this.send({ type: 'hello', instance: this.instance, lastVersion: this.lastVersion, certNotAfter: this.certNotAfter?.().toISOString() });
       });
       stream.on('data', (chunk: string) => {
         buffer += chunk;

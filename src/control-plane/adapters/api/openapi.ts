@@ -1,0 +1,125 @@
+/**
+ * The OpenAPI 3.1 document of the REST API, generated from the zod schemas (z.toJSONSchema):
+ * the schemas are written once, in src/api/schema and src/control-plane/contract.ts.
+ */
+import { z } from 'zod';
+import { KINDS, Resource } from '../../../api/schema/resources.js';
+import {
+  ApplyRequest, ApplyResponse, DeleteResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
+  ServiceDescription, ServiceSummary, StatusResponse, TokenRequest, TokenResponse,
+} from '../../contract.js';
+
+type JsonSchema = Record<string, unknown>;
+
+function schema(s: z.ZodType, io: 'input' | 'output'): JsonSchema {
+  const out = z.toJSONSchema(s, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema;
+  delete out.$schema;
+  return out;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (name: string, description = 'OK') => ({ description, content: { 'application/json': { schema: ref(name) } } });
+const errorResponse = (description: string) => json('ErrorBody', description);
+
+export function buildOpenApiDocument(opts: { version?: string } = {}): Record<string, unknown> {
+  const components: Record<string, JsonSchema> = {
+    Resource: schema(Resource, 'output'),
+    ResourceInput: schema(Resource, 'input'),
+    ErrorBody: schema(ErrorBody, 'output'),
+    ApplyRequest: schema(ApplyRequest, 'input'),
+    ApplyResponse: schema(ApplyResponse, 'output'),
+    ResourceList: schema(ResourceList, 'output'),
+    DeleteResponse: schema(DeleteResponse, 'output'),
+    TokenRequest: schema(TokenRequest, 'input'),
+    TokenResponse: schema(TokenResponse, 'output'),
+    ServiceList: schema(z.array(ServiceSummary), 'output'),
+    ServiceDescription: schema(ServiceDescription, 'output'),
+    ProxiesResponse: schema(ProxiesResponse, 'output'),
+    StatusResponse: schema(StatusResponse, 'output'),
+    HealthResponse: schema(HealthResponse, 'output'),
+  };
+  // The apply request carries resources in their input form.
+  (components.ApplyRequest as { properties: Record<string, unknown> }).properties.resources = { type: 'array', items: ref('ResourceInput') };
+
+  const kindParam = {
+    name: 'kind', in: 'path', required: true,
+    description: 'Resource kind, case-insensitive, singular or plural (e.g. Service, services, httproutes)',
+    schema: { type: 'string', examples: KINDS },
+  };
+  const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string' } };
+  const unauthorized = { 401: errorResponse('Admin token required (API bound to a non-loopback address)') };
+
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Trellis control plane API',
+      version: opts.version ?? '0.1.0',
+      description: 'Manage mesh resources, join tokens, services and proxies. When the API listens on a non-loopback address, every /api/ route requires `Authorization: Bearer <admin token>` (file `admin-token` in the data dir).',
+    },
+    components: {
+      schemas: components,
+      securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } },
+    },
+    security: [{}, { adminToken: [] }],
+    paths: {
+      '/healthz': { get: { operationId: 'health', summary: 'Liveness', security: [], responses: { 200: json('HealthResponse', 'alive') } } },
+      '/readyz': {
+        get: {
+          operationId: 'ready', summary: 'Readiness', security: [],
+          responses: { 200: json('HealthResponse', 'ready'), 503: json('HealthResponse', 'not ready') },
+        },
+      },
+      '/metrics': { get: { operationId: 'metrics', summary: 'Prometheus metrics', security: [], responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
+      '/api/openapi.json': { get: { operationId: 'openapi', summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } } } } },
+      '/api/v1/status': { get: { operationId: 'status', summary: 'Control plane status: config version, CA, proxies', responses: { 200: json('StatusResponse'), ...unauthorized } } },
+      '/api/v1/apply': {
+        post: {
+          operationId: 'apply',
+          summary: 'Validate and apply resources atomically (all or nothing); dryRun reports what would change',
+          requestBody: { required: true, content: json('ApplyRequest').content },
+          responses: {
+            200: json('ApplyResponse', 'applied (or would be, with dryRun)'),
+            400: errorResponse('INVALID: the batch was refused whole; errors[] lists field paths and reasons'),
+            413: errorResponse('REQUEST_TOO_LARGE'),
+            ...unauthorized,
+          },
+        },
+      },
+      '/api/v1/resources/{kind}': {
+        get: {
+          operationId: 'list', summary: 'List resources of a kind', parameters: [kindParam],
+          responses: { 200: json('ResourceList', 'resources'), 404: errorResponse('UNKNOWN_KIND'), ...unauthorized },
+        },
+      },
+      '/api/v1/resources/{kind}/{name}': {
+        get: {
+          operationId: 'get', summary: 'Get one resource', parameters: [kindParam, nameParam],
+          responses: { 200: json('Resource', 'the resource'), 404: errorResponse('NOT_FOUND or UNKNOWN_KIND'), ...unauthorized },
+        },
+        delete: {
+          operationId: 'delete', summary: 'Delete one resource', parameters: [kindParam, nameParam],
+          responses: { 200: json('DeleteResponse', 'deleted'), 404: errorResponse('NOT_FOUND or UNKNOWN_KIND'), ...unauthorized },
+        },
+      },
+      '/api/v1/tokens': {
+        post: {
+          operationId: 'createToken', summary: 'Create a join token for a service',
+          requestBody: { required: true, content: json('TokenRequest').content },
+          responses: { 200: json('TokenResponse', 'token'), 400: errorResponse('INVALID'), ...unauthorized },
+        },
+      },
+      '/api/v1/services': {
+        get: { operationId: 'services', summary: 'Services: Service resources and registered services', responses: { 200: json('ServiceList'), ...unauthorized } },
+      },
+      '/api/v1/services/{name}': {
+        get: {
+          operationId: 'describeService', summary: 'A service with its instances, routes and policies', parameters: [nameParam],
+          responses: { 200: json('ServiceDescription'), 404: errorResponse('NOT_FOUND'), ...unauthorized },
+        },
+      },
+      '/api/v1/proxies': {
+        get: { operationId: 'proxies', summary: 'Every proxy: connection, sent/acked version, last NACK, certificate expiry', responses: { 200: json('ProxiesResponse'), ...unauthorized } },
+      },
+    },
+  };
+}

@@ -1,0 +1,36 @@
+/** The control plane's Prometheus metrics (own registry, served at GET /metrics). */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { MetricsSink } from '../../core/ports.js';
+
+export class PrometheusMetrics implements MetricsSink {
+  readonly registry = new Registry();
+  private readonly connected: Gauge;
+  private readonly version: Gauge;
+  private readonly push: Histogram;
+  private readonly nacks: Counter<'service'>;
+  private readonly issued: Counter;
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.connected = new Gauge({ name: 'trellis_cp_connected_proxies', help: 'Proxies with an open config stream', registers });
+    this.version = new Gauge({ name: 'trellis_cp_config_version', help: 'Current config snapshot version', registers });
+    this.push = new Histogram({
+      name: 'trellis_cp_push_seconds',
+      help: 'Time from a config change to a proxy ACK of the version carrying it',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.nacks = new Counter({ name: 'trellis_cp_nacks_total', help: 'Config versions rejected by proxies', labelNames: ['service'], registers });
+    this.issued = new Counter({ name: 'trellis_cp_certificates_issued_total', help: 'Workload certificates issued', registers });
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'trellis_cp_process_' });
+  }
+
+  setConnectedProxies(n: number): void { this.connected.set(n); }
+  setConfigVersion(version: number): void { if (Number.isFinite(version)) this.version.set(version); }
+  observePush(seconds: number): void { this.push.observe(seconds); }
+  nack(service: string): void { this.nacks.inc({ service }); }
+  certificateIssued(): void { this.issued.inc(); }
+
+  get contentType(): string { return this.registry.contentType; }
+  text(): Promise<string> { return this.registry.metrics(); }
+}

@@ -1,0 +1,132 @@
+/**
+ * The REST API contract of the control plane (request and response bodies), as zod schemas.
+ * The API adapter, the OpenAPI document and the SDK's types all derive from these: nothing is written twice.
+ * Pure module: no Node imports, safe for the SDK (and a browser dashboard) to import.
+ */
+import { z } from 'zod';
+import { KindName, Resource } from '../api/schema/resources.js';
+import { Protocol } from '../api/schema/common.js';
+
+export const ErrorBody = z.object({
+  /** Stable machine-readable code, e.g. INVALID, NOT_FOUND, UNAUTHENTICATED, REQUEST_TOO_LARGE. */
+  error: z.string(),
+  message: z.string(),
+  /** Present on INVALID: every field path and reason. */
+  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+
+export const ApplyRequest = z.object({
+  resources: z.array(z.unknown()),
+  dryRun: z.boolean().optional(),
+}).strict();
+
+export const ApplyAction = z.enum(['created', 'configured', 'unchanged']);
+export const ApplyResult = z.object({ kind: KindName, name: z.string(), action: ApplyAction });
+export const ApplyResponse = z.object({ dryRun: z.boolean(), results: z.array(ApplyResult) });
+
+export const ResourceList = z.object({ kind: KindName, items: z.array(Resource) });
+export const DeleteResponse = z.object({ kind: KindName, name: z.string(), deleted: z.literal(true) });
+
+export const TokenRequest = z.object({
+  service: z.string().min(1),
+  /** Duration such as 1h or 24h (default 24h). */
+  ttl: z.string().optional(),
+}).strict();
+export const TokenResponse = z.object({ token: z.string(), expiresAt: z.string() });
+
+export const ServiceSummary = z.object({
+  name: z.string(),
+  protocol: Protocol,
+  port: z.number().int().optional(),
+  /** Where the service is known from: a Service resource, registered proxies, or both. */
+  source: z.enum(['resource', 'registry', 'both']),
+  instances: z.number().int(),
+  connected: z.number().int(),
+});
+
+export const NackInfo = z.object({ version: z.string(), error: z.string(), at: z.string() });
+
+export const ProxyState = z.object({
+  instanceId: z.string(),
+  service: z.string(),
+  address: z.string(),
+  protocol: Protocol,
+  labels: z.record(z.string(), z.string()),
+  proxyVersion: z.string().optional(),
+  connected: z.boolean(),
+  connectedAt: z.string().optional(),
+  disconnectedAt: z.string().optional(),
+  lastSeen: z.string().optional(),
+  lastSentVersion: z.string().optional(),
+  ackedVersion: z.string().optional(),
+  lastNack: NackInfo.optional(),
+  certNotAfter: z.string().optional(),
+});
+
+export const InstanceView = z.object({
+  id: z.string(),
+  address: z.string(),
+  labels: z.record(z.string(), z.string()),
+  protocol: Protocol,
+  connected: z.boolean(),
+  /** Disconnected (stream closed without goodbye) and waiting for its grace period to end: gets no new traffic. */
+  draining: z.boolean(),
+  registeredAt: z.string(),
+  disconnectedAt: z.string().optional(),
+  lastSentVersion: z.string().optional(),
+  ackedVersion: z.string().optional(),
+  lastNack: NackInfo.optional(),
+  certNotAfter: z.string().optional(),
+});
+
+export const ServiceDescription = z.object({
+  name: z.string(),
+  protocol: Protocol,
+  port: z.number().int().optional(),
+  source: z.enum(['resource', 'registry', 'both']),
+  spiffeId: z.string(),
+  /** The Service resource, when there is one. */
+  resource: Resource.optional(),
+  instances: z.array(InstanceView),
+  /** HTTPRoutes and TCPRoutes naming the service as parent or backend. */
+  routes: z.array(Resource),
+  /** TrafficPolicies, AuthorizationPolicies, JWTAuthentications targeting the service. */
+  policies: z.array(Resource),
+  rollouts: z.array(Resource),
+});
+
+export const ProxiesResponse = z.object({
+  /** The current config version: a proxy whose ackedVersion equals it is up to date. */
+  version: z.string(),
+  proxies: z.array(ProxyState),
+});
+
+export const StatusResponse = z.object({
+  version: z.string(),
+  trustDomain: z.string(),
+  xdsAddress: z.string(),
+  ca: z.object({ pin: z.string(), notAfter: z.string(), pem: z.string() }),
+  connectedProxies: z.number().int(),
+  certificatesIssued: z.number().int(),
+  startedAt: z.string(),
+});
+
+export const HealthResponse = z.object({ status: z.string() });
+
+export type ErrorBody = z.infer<typeof ErrorBody>;
+export type ApplyRequest = z.infer<typeof ApplyRequest>;
+export type ApplyAction = z.infer<typeof ApplyAction>;
+export type ApplyResult = z.infer<typeof ApplyResult>;
+export type ApplyResponse = z.infer<typeof ApplyResponse>;
+export type ResourceList = z.infer<typeof ResourceList>;
+export type DeleteResponse = z.infer<typeof DeleteResponse>;
+export type TokenRequest = z.infer<typeof TokenRequest>;
+export type TokenResponse = z.infer<typeof TokenResponse>;
+export type ServiceSummary = z.infer<typeof ServiceSummary>;
+export type NackInfo = z.infer<typeof NackInfo>;
+export type ProxyState = z.infer<typeof ProxyState>;
+export type InstanceView = z.infer<typeof InstanceView>;
+export type ServiceDescription = z.infer<typeof ServiceDescription>;
+export type ProxiesResponse = z.infer<typeof ProxiesResponse>;
+export type StatusResponse = z.infer<typeof StatusResponse>;
+export type HealthResponse = z.infer<typeof HealthResponse>;

@@ -1,0 +1,155 @@
+/**
+ * Wires the control plane: store -> identity (CA) -> tokens -> registry -> compiler -> xDS server + REST API.
+ */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseHostPort } from '../shared/address.js';
+import { createLogger, type Logger } from '../shared/log.js';
+import { EmbeddedStore } from './adapters/store/embedded.js';
+import { XdsServer, type XdsServerOptions } from './adapters/xds/server.js';
+import { ApiServer } from './adapters/api/server.js';
+import { PrometheusMetrics } from './adapters/metrics/prometheus.js';
+import { SnapshotCompiler } from './core/compiler.js';
+import { IdentityService } from './core/identity.js';
+import { ProxyTracker } from './core/proxies.js';
+import { MeshQueries } from './core/queries.js';
+import { Registry, DEFAULT_INSTANCE_GRACE_MS } from './core/registry.js';
+import { ResourceService } from './core/resource-service.js';
+import { TokenService } from './core/tokens.js';
+import type { Store } from './core/ports.js';
+
+export interface ControlPlaneOptions {
+  dataDir: string;
+  /** REST API address HOST:PORT (port 0 picks a free port). */
+  api: string;
+  /** xDS (proxy-facing TLS) address HOST:PORT. */
+  xds: string;
+  trustDomain: string;
+  store: 'embedded';
+  caCertFile?: string;
+  caKeyFile?: string;
+  instanceGraceMs?: number;
+  xdsOptions?: XdsServerOptions;
+  log?: Logger;
+}
+
+export interface RunningControlPlane {
+  apiAddress: string;
+  xdsAddress: string;
+  /** The data dir's admin token (required by the API on a non-loopback address). */
+  adminToken: string;
+  close(): Promise<void>;
+}
+
+export const ADMIN_TOKEN_FILE = 'admin-token';
+
+/** Reads the data dir's admin token, creating it (mode 0600) on first start. */
+export async function ensureAdminToken(dataDir: string): Promise<string> {
+  const file = join(dataDir, ADMIN_TOKEN_FILE);
+  try {
+    const existing = (await fsp.readFile(file, 'utf8')).trim();
+    if (existing) return existing;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const token = randomBytes(32).toString('base64url');
+  try {
+    await fsp.writeFile(file, token + '\n', { mode: 0o600, flag: 'wx' });
+    return token;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return (await fsp.readFile(file, 'utf8')).trim();
+    throw err;
+  }
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
+  const log = opts.log ?? createLogger({ component: 'control-plane' });
+  if ((opts.store as string) !== 'embedded') throw new Error(`store "${String(opts.store)}" is not available`);
+  const apiAddr = parseHostPort(opts.api, '--api address');
+  const xdsAddr = parseHostPort(opts.xds, '--xds address');
+  const startedAt = new Date().toISOString();
+
+  const store: Store = await EmbeddedStore.open(opts.dataDir);
+  const cleanups: (() => Promise<void>)[] = [() => store.close()];
+  const closeAll = async () => {
+    for (const c of cleanups.reverse()) await c().catch((err) => log.warn('shutdown step failed', { error: (err as Error).message }));
+  };
+  try {
+    const adminToken = await ensureAdminToken(opts.dataDir);
+    const identity = await IdentityService.init(store, {
+      trustDomain: opts.trustDomain,
+      ...(opts.caCertFile ? { caCertFile: opts.caCertFile } : {}),
+      ...(opts.caKeyFile ? { caKeyFile: opts.caKeyFile } : {}),
+    });
+    const metrics = new PrometheusMetrics();
+    const registry = new Registry(store, {
+      graceMs: opts.instanceGraceMs ?? DEFAULT_INSTANCE_GRACE_MS,
+      onError: (err) => log.error('registry persistence failed', { error: (err as Error).message }),
+    });
+    await registry.load();
+    cleanups.push(() => registry.close());
+    const compiler = new SnapshotCompiler(store, registry, opts.trustDomain);
+    metrics.setConfigVersion(Number(await compiler.init()));
+    const proxies = new ProxyTracker();
+
+    let xds: XdsServer | undefined;
+    const tokens = await TokenService.init(store, {
+      trustDomain: opts.trustDomain,
+      pin: identity.pin,
+      controlPlaneAddress: () => {
+        if (!xds) throw new Error('the xDS endpoint is not listening yet');
+        return xds.advertisedAddress;
+      },
+    });
+    xds = new XdsServer({ identity, tokens, registry, compiler, proxies, metrics, log: log.child({ component: 'xds' }), ...(opts.xdsOptions ? { options: opts.xdsOptions } : {}) });
+    const xdsServer = xds;
+    const xdsAddress = await xdsServer.listen(xdsAddr.host, xdsAddr.port);
+    cleanups.push(() => xdsServer.close());
+
+    // Any change to resources or the registry -> a new version pushed to every proxy.
+    const unwatch = store.watch((change) => { if (change.type === 'resource') xdsServer.schedulePush(); });
+    cleanups.push(async () => unwatch());
+    registry.on('change', () => xdsServer.schedulePush());
+
+    const resources = new ResourceService(store, registry);
+    const queries = new MeshQueries(store, registry, proxies, opts.trustDomain, () => compiler.currentVersion);
+    let ready = false;
+    const api = new ApiServer({
+      resources, tokens, queries, metrics, adminToken, log: log.child({ component: 'api' }),
+      ready: () => ready,
+      status: () => ({
+        version: compiler.currentVersion,
+        trustDomain: opts.trustDomain,
+        xdsAddress: xdsServer.advertisedAddress,
+        ca: { pin: identity.pin, notAfter: identity.ca.notAfter.toISOString(), pem: identity.caPem },
+        connectedProxies: proxies.connectedCount(),
+        certificatesIssued: identity.certificatesIssued,
+        startedAt,
+      }),
+    });
+    const apiAddress = await api.listen(apiAddr.host, apiAddr.port);
+    cleanups.push(() => api.close());
+    ready = true;
+    log.info('control plane started', {
+      api: apiAddress, xds: xdsAddress, trustDomain: opts.trustDomain, dataDir: opts.dataDir, caPin: identity.pin, caSource: identity.source,
+    });
+
+    let closing: Promise<void> | undefined;
+    return {
+      apiAddress,
+      xdsAddress,
+      adminToken,
+      close: () => {
+        closing ??= (async () => {
+          ready = false;
+          await closeAll();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

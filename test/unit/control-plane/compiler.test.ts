@@ -1,0 +1,104 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Snapshot } from '../../../src/api/schema/snapshot.js';
+import { DEFAULT_MESH_CONFIG, Resource } from '../../../src/api/schema/resources.js';
+import { SnapshotCompiler, compileSnapshot } from '../../../src/control-plane/core/compiler.js';
+import { Registry, type InstanceState } from '../../../src/control-plane/core/registry.js';
+import { API, authzPolicy, httpRoute, openStore, service, trafficPolicy } from './fixtures.js';
+
+const parse = (docs: unknown[]) => docs.map((d) => Resource.parse(d));
+
+function instance(id: string, svc: string, address: string, labels: Record<string, string> = {}, connected = true, protocol: 'http' | 'grpc' | 'tcp' = 'http'): InstanceState {
+  return { info: { id, service: svc, address, protocol, labels }, registeredAt: `2026-01-01T00:00:0${id.length}Z`, connected };
+}
+
+describe('compileSnapshot', () => {
+  const resources = parse([
+    service('api', { protocol: 'grpc', port: 9000 }),
+    service('web'),
+    httpRoute('web-route', 'web', [{ name: 'web', weight: 90 }, { name: 'web', subset: { version: 'v2' }, weight: 10 }]),
+    trafficPolicy('b-policy', 'api', { loadBalancer: { type: 'LeastRequest' } }),
+    trafficPolicy('a-policy', 'api', { loadBalancer: { type: 'Random' } }),
+    authzPolicy('web-authz', 'web'),
+    authzPolicy('api-authz', 'api', 'DENY'),
+    { apiVersion: API, kind: 'JWTAuthentication', metadata: { name: 'api-jwt' }, spec: { targetRef: { name: 'api' }, issuer: 'https://issuer', jwks: { inline: '{"keys":[]}' } } },
+    { apiVersion: API, kind: 'TCPRoute', metadata: { name: 'db' }, spec: { parentRefs: [{ name: 'api' }], rules: [{ backendRefs: [{ name: 'api' }] }] } },
+  ]);
+  const instances = [
+    instance('web-1', 'web', '127.0.0.1:7001', { version: 'v1' }),
+    instance('web-22', 'web', '127.0.0.1:7002', { version: 'v2' }, false),
+    instance('cache-1', 'cache', '10.0.0.5:6379', {}, true, 'tcp'),
+  ];
+
+  it('builds clusters for Service resources and registered services, with endpoints and the first policy by name', () => {
+    const snap = compileSnapshot({ service: 'web', version: '7', trustDomain: 'trellis.local', resources, instances });
+    assert.deepEqual(Object.keys(snap.clusters), ['api', 'cache', 'web']);
+    assert.equal(snap.clusters.api!.protocol, 'grpc');
+    assert.equal(snap.clusters.api!.port, 9000);
+    assert.equal(snap.clusters.api!.trafficPolicyName, 'a-policy');
+    assert.equal(snap.clusters.api!.trafficPolicy?.loadBalancer?.type, 'Random');
+    assert.equal(snap.clusters.cache!.protocol, 'tcp', 'protocol from the first instance when there is no Service resource');
+    assert.deepEqual(snap.clusters.web!.endpoints, [
+      { id: 'web-1', address: '127.0.0.1:7001', labels: { version: 'v1' }, draining: false },
+      { id: 'web-22', address: '127.0.0.1:7002', labels: { version: 'v2' }, draining: true },
+    ]);
+    assert.equal(snap.version, '7');
+    assert.equal(snap.trustDomain, 'trellis.local');
+    assert.deepEqual(snap.meshConfig, DEFAULT_MESH_CONFIG);
+    assert.doesNotThrow(() => Snapshot.parse(snap), 'the snapshot satisfies the schema proxies validate with');
+  });
+
+  it('carries every route, but only the policies targeting the proxy\'s own service', () => {
+    const web = compileSnapshot({ service: 'web', version: '1', trustDomain: 'td', resources, instances });
+    assert.deepEqual(web.httpRoutes.map((r) => r.metadata.name), ['web-route']);
+    assert.deepEqual(web.tcpRoutes.map((r) => r.metadata.name), ['db']);
+    assert.deepEqual(web.authorizationPolicies.map((r) => r.metadata.name), ['web-authz']);
+    assert.deepEqual(web.jwtAuthentications, []);
+    const api = compileSnapshot({ service: 'api', version: '1', trustDomain: 'td', resources, instances });
+    assert.deepEqual(api.authorizationPolicies.map((r) => r.metadata.name), ['api-authz']);
+    assert.deepEqual(api.jwtAuthentications.map((r) => r.metadata.name), ['api-jwt']);
+  });
+
+  it('keeps instances restored after a control-plane restart in rotation (not draining) until they reconnect or expire', () => {
+    const restored: InstanceState = { ...instance('web-9', 'web', '127.0.0.1:7009', {}, false), restored: true };
+    const snap = compileSnapshot({ service: 'api', version: '1', trustDomain: 'td', resources: [], instances: [restored] });
+    assert.equal(snap.clusters.web!.endpoints[0]!.draining, false);
+  });
+
+  it('uses the MeshConfig resource when there is one', () => {
+    const withMesh = [...resources, ...parse([{ apiVersion: API, kind: 'MeshConfig', metadata: { name: 'default' }, spec: { mtls: 'PERMISSIVE', certificateTTL: '1h' } }])];
+    const snap = compileSnapshot({ service: 'web', version: '1', trustDomain: 'td', resources: withMesh, instances: [] });
+    assert.equal(snap.meshConfig.mtls, 'PERMISSIVE');
+    assert.equal(snap.meshConfig.certificateTTL, '1h');
+  });
+});
+
+describe('SnapshotCompiler versions', () => {
+  it('increases on every bump and keeps increasing across a restart (persisted counter)', async () => {
+    const store = await openStore();
+    const registry = new Registry(store);
+    const first = new SnapshotCompiler(store, registry, 'td');
+    const v1 = Number(await first.init());
+    const v2 = Number(await first.bump());
+    assert.ok(v2 > v1);
+    const snap = await first.snapshotFor('web');
+    assert.equal(snap.version, String(v2));
+    const restarted = new SnapshotCompiler(store, registry, 'td');
+    assert.ok(Number(await restarted.init()) > v2);
+  });
+
+  it('reflects the registry and resources at the next version', async () => {
+    const store = await openStore();
+    const registry = new Registry(store);
+    const compiler = new SnapshotCompiler(store, registry, 'td');
+    await compiler.init();
+    assert.deepEqual((await compiler.snapshotFor('web')).clusters, {});
+    registry.connect({ id: 'w1', service: 'web', address: '127.0.0.1:1', protocol: 'http', labels: {} });
+    await store.writeResources(parse([service('api')]));
+    await compiler.bump();
+    const snap = await compiler.snapshotFor('web');
+    assert.deepEqual(Object.keys(snap.clusters), ['api', 'web']);
+    assert.equal(snap.clusters.web!.endpoints[0]!.id, 'w1');
+    await registry.close();
+  });
+});

@@ -1,0 +1,84 @@
+import { afterEach, describe, it, mock } from 'node:test';
+import assert from 'node:assert/strict';
+import { Registry } from '../../../src/control-plane/core/registry.js';
+import { openStore, tempDir } from './fixtures.js';
+import { EmbeddedStore } from '../../../src/control-plane/adapters/store/embedded.js';
+
+const info = (id: string, service = 'web') => ({ id, service, address: '127.0.0.1:7000', protocol: 'http' as const, labels: { version: 'v1' } });
+
+describe('Registry', () => {
+  afterEach(() => mock.timers.reset());
+
+  it('keeps a disconnected instance for the grace period, then removes it', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    const registry = new Registry(await openStore(), { graceMs: 15_000 });
+    const removed: string[] = [];
+    registry.on('removed', (id) => removed.push(id));
+    const lease = registry.connect(info('w1'));
+    registry.disconnect('w1', lease);
+    assert.equal(registry.get('w1')?.connected, false);
+    assert.ok(registry.hasService('web'));
+    mock.timers.tick(14_999);
+    assert.ok(registry.get('w1'), 'still there before the grace period ends');
+    mock.timers.tick(1);
+    assert.equal(registry.get('w1'), undefined);
+    assert.deepEqual(removed, ['w1']);
+    assert.equal(registry.hasService('web'), false);
+    await registry.close();
+  });
+
+  it('a reconnect with the same id cancels the removal', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    const registry = new Registry(await openStore(), { graceMs: 1000 });
+    const lease = registry.connect(info('w1'));
+    registry.disconnect('w1', lease);
+    mock.timers.tick(500);
+    registry.connect(info('w1'));
+    mock.timers.tick(5000);
+    assert.equal(registry.get('w1')?.connected, true);
+    await registry.close();
+  });
+
+  it('ignores a disconnect of a stale connection (the instance already reconnected)', async () => {
+    const registry = new Registry(await openStore(), { graceMs: 1000 });
+    const old = registry.connect(info('w1'));
+    registry.connect(info('w1'));
+    registry.disconnect('w1', old);
+    assert.equal(registry.get('w1')?.connected, true);
+    await registry.close();
+  });
+
+  it('removes at once on goodbye (deregister)', async () => {
+    const registry = new Registry(await openStore());
+    let changes = 0;
+    registry.on('change', () => changes++);
+    registry.connect(info('w1'));
+    assert.equal(registry.deregister('w1'), true);
+    assert.equal(registry.get('w1'), undefined);
+    assert.equal(changes, 2);
+    await registry.close();
+  });
+
+  it('persists instances: after a restart they are kept as disconnected until their grace period ends', async () => {
+    const dir = await tempDir();
+    const store = await EmbeddedStore.open(dir, { fsync: false });
+    const first = new Registry(store);
+    first.connect(info('w1'));
+    first.connect(info('a1', 'api'));
+    await first.close();
+    await store.close();
+
+    mock.timers.enable({ apis: ['setTimeout'] });
+    const reopened = await EmbeddedStore.open(dir, { fsync: false });
+    const second = new Registry(reopened, { graceMs: 15_000 });
+    await second.load();
+    assert.deepEqual(second.list().map((i) => [i.info.id, i.connected, i.restored]), [['a1', false, true], ['w1', false, true]]);
+    second.connect(info('w1'));
+    mock.timers.tick(15_000);
+    assert.deepEqual(second.list().map((i) => [i.info.id, i.connected]), [['w1', true]]);
+    await second.flush();
+    assert.deepEqual((await reopened.listInstances()).map((r) => r.info.id), ['w1']);
+    await second.close();
+    await reopened.close();
+  });
+});
