@@ -137,6 +137,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       certificateNotAfter: identity.current.notAfter.toISOString(),
       controlPlaneConnected: xds?.connected ?? false,
       lastNack: lastNack ?? null,
+      upstreams: upstreamStatus(current),
       snapshot: current?.snapshot ?? null,
     }),
     drain: () => void shutdown(),
@@ -243,4 +244,18 @@ function scheduleRenewal(identity: WorkloadIdentity, cp: ControlPlaneClient, xds
   };
   plan();
   return { stop: () => { stopped = true; clearTimeout(timer); } };
+}
+
+/** Live endpoint state per destination, for /config: what the balancers currently choose from. */
+function upstreamStatus(config: CompiledConfig | undefined): Record<string, unknown[]> {
+  const out: Record<string, unknown[]> = {};
+  if (!config) return out;
+  const now = performance.now();
+  for (const [name, cluster] of config.clusters) {
+    out[name] = cluster.endpoints.map((ep) => ({
+      id: ep.id, address: ep.address, labels: ep.labels, healthy: ep.healthy,
+      ejected: ep.ejectedUntil > now, draining: ep.draining, inflight: ep.inflight,
+    }));
+  }
+  return out;
 }

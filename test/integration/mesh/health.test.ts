@@ -1,0 +1,56 @@
+/**
+ * Active health checks take an instance whose app is down out of rotation before any request
+ * fails, and put it back when it recovers.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startControlPlane, stopAll } from '../../helpers/processes.js';
+import { httpGet, startHttpApp, type TestApp } from '../../helpers/apps.js';
+import { client, eventually, startMeshProxy, waitForEndpoints, type MeshProxy } from '../../helpers/mesh.js';
+
+type Upstream = { address: string; healthy: boolean; ejected: boolean };
+
+describe('active health checking', () => {
+  const apps: TestApp[] = [];
+  let caller: MeshProxy;
+  let sick: MeshProxy;
+
+  before(async () => {
+    const cp = await startControlPlane();
+    const a = await startHttpApp('healthy');
+    const b = await startHttpApp('sick');
+    const c = await startHttpApp('caller');
+    apps.push(a, b, c);
+    await startMeshProxy(cp, { service: 'backend', app: a.address });
+    sick = await startMeshProxy(cp, { service: 'backend', app: b.address });
+    caller = await startMeshProxy(cp, { service: 'caller', app: c.address, outbound: ['backend'] });
+    await waitForEndpoints(caller, 'backend', 2);
+    await client(cp).apply([{
+      apiVersion: 'trellis.dev/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'backend-hc' },
+      spec: { targetRef: { name: 'backend' }, healthCheck: { http: { path: '/healthz' }, interval: '100ms', timeout: '500ms', unhealthyThreshold: 2, healthyThreshold: 1 } },
+    }]);
+    await eventually(async () => {
+      const cfg = await (await fetch(`http://${caller.admin}/config`)).json() as { snapshot: { clusters: Record<string, { trafficPolicy?: unknown }> } };
+      return cfg.snapshot.clusters.backend?.trafficPolicy !== undefined;
+    }, 10_000, 'the health-check policy to reach the caller');
+  });
+
+  after(async () => {
+    await stopAll();
+    await Promise.all(apps.map((a) => a.close()));
+  });
+
+  const upstreams = async () => ((await (await fetch(`http://${caller.admin}/config`)).json()) as { upstreams: Record<string, Upstream[]> }).upstreams.backend!;
+
+  it('marks an instance whose app is down unhealthy, with no request sent to it', async () => {
+    await apps[1]!.close();
+    await eventually(async () => (await upstreams()).some((u) => u.address === sick.inbound && !u.healthy), 10_000, 'the sick instance to be marked unhealthy');
+    for (let i = 0; i < 20; i++) {
+      const res = await httpGet(caller.outbound.backend!, '/work');
+      assert.equal(res.status, 200);
+      assert.equal(res.json().app, 'healthy');
+    }
+    const sickEntry = (await upstreams()).find((u) => u.address === sick.inbound)!;
+    assert.equal(sickEntry.ejected, false, 'taken out by the active check, not by failed requests');
+  });
+});
