@@ -16,7 +16,10 @@ export const MeshConfigSpec = z.object({
     sampling: Percent.default(1),
   }).strict().optional(),
   accessLog: z.object({ format: z.enum(['json', 'text']).default('json') }).strict().optional(),
-}).strict();
+}).strict().refine((m) => m.mtls !== 'PERMISSIVE', {
+  path: ['mtls'],
+  message: 'PERMISSIVE is not supported yet: inbound listeners accept mTLS only (STRICT)',
+});
 
 // ---------- Service ----------
 export const ServiceSpec = z.object({

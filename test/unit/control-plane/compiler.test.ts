@@ -66,9 +66,9 @@ describe('compileSnapshot', () => {
   });
 
   it('uses the MeshConfig resource when there is one', () => {
-    const withMesh = [...resources, ...parse([{ apiVersion: API, kind: 'MeshConfig', metadata: { name: 'default' }, spec: { mtls: 'PERMISSIVE', certificateTTL: '1h' } }])];
+    const withMesh = [...resources, ...parse([{ apiVersion: API, kind: 'MeshConfig', metadata: { name: 'default' }, spec: { authorization: { default: 'deny' }, certificateTTL: '1h' } }])];
     const snap = compileSnapshot({ service: 'web', version: '1', trustDomain: 'td', resources: withMesh, instances: [] });
-    assert.equal(snap.meshConfig.mtls, 'PERMISSIVE');
+    assert.equal(snap.meshConfig.authorization.default, 'deny');
     assert.equal(snap.meshConfig.certificateTTL, '1h');
   });
 });

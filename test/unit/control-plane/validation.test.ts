@@ -16,6 +16,12 @@ async function refusal(docs: unknown[]): Promise<{ path: string; message: string
 }
 
 describe('resource validation: exact field paths', () => {
+  it('refuses mtls PERMISSIVE, which the inbound listener does not implement', async () => {
+    const errors = await refusal([{ apiVersion: API, kind: 'MeshConfig', metadata: { name: 'default' }, spec: { mtls: 'PERMISSIVE' } }]);
+    assert.deepEqual(errors.map((e) => e.path), ['resources[0].spec.mtls']);
+    assert.match(errors[0]!.message, /not supported yet/);
+  });
+
   it('refuses a bad duration', async () => {
     const errors = await refusal([service('api'), trafficPolicy('tp', 'api', { timeouts: { connect: '5 seconds' } })]);
     assert.deepEqual(errors.map((e) => e.path), ['resources[1].spec.timeouts.connect']);
