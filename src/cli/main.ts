@@ -3,6 +3,7 @@ import { registerControlPlane } from './commands/control-plane.js';
 import { registerProxy } from './commands/proxy.js';
 import { registerToken } from './commands/token.js';
 import { registerResourceCommands } from './commands/resources.js';
+import { registerDemo } from './commands/demo.js';
 
 export function buildProgram(): Command {
   const program = new Command('trellis')
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
   registerProxy(program);
   registerToken(program);
   registerResourceCommands(program);
+  registerDemo(program);
   return program;
 }
 

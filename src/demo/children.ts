@@ -1,0 +1,118 @@
+/**
+ * Child processes of `trellis demo`: the real `node bin/trellis.js control-plane|proxy ...` binaries,
+ * read through the JSON lines they print on stdout ({"event":"listening",...}, {"event":"ready"}).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root: the nearest ancestor of this file holding bin/trellis.js (works from dist/src/demo/). */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'bin', 'trellis.js'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot find bin/trellis.js above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+}
+
+export interface Child {
+  name: string;
+  proc: ChildProcess;
+  pid: number;
+  /** name -> HOST:PORT from the "listening" lines. */
+  listening: Record<string, string>;
+  /** Resolves once every named listener is announced and a {"event":"ready"} line was printed (when `ready`). */
+  started: Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  running(): boolean;
+  /** The tail of the child's stderr, for error messages. */
+  stderrTail(): string;
+  /** Sends SIGTERM and resolves at exit; SIGKILL after `killAfterMs`. */
+  stop(killAfterMs?: number): Promise<void>;
+}
+
+const STDERR_KEEP = 8192;
+
+export function spawnTrellis(name: string, args: string[], opts: {
+  expect: string[]; ready?: boolean; timeoutMs: number; env?: NodeJS.ProcessEnv;
+}): Child {
+  const bin = join(repoRoot(), 'bin', 'trellis.js');
+  const env: NodeJS.ProcessEnv = { ...process.env, TRELLIS_LOG_LEVEL: process.env.TRELLIS_LOG_LEVEL ?? 'warn', ...opts.env };
+  delete env.NODE_TEST_CONTEXT;
+  // Own process group: a terminal Ctrl-C reaches the demo only, which then stops children in order.
+  const proc = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, detached: true });
+  if (proc.pid === undefined) throw new Error(`cannot start trellis ${args[0]}`);
+  const listening: Record<string, string> = {};
+  let stderr = '';
+  let buf = '';
+  let ready = false;
+  let onProgress: (() => void) | undefined;
+
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    proc.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        const ev = JSON.parse(line) as { event?: string; name?: string; address?: string };
+        if (ev.event === 'listening' && typeof ev.name === 'string' && typeof ev.address === 'string') listening[ev.name] = ev.address;
+        if (ev.event === 'ready') ready = true;
+      } catch { /* not an event line */ }
+    }
+    onProgress?.();
+  });
+  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-STDERR_KEEP);
+  });
+
+  const started = new Promise<void>((resolve, reject) => {
+    const done = () => opts.expect.every((n) => n in listening) && (!opts.ready || ready);
+    const timer = setTimeout(() => {
+      onProgress = undefined;
+      reject(new Error(`${name} did not start within ${opts.timeoutMs}ms\n${stderr}`));
+    }, opts.timeoutMs);
+    onProgress = () => {
+      if (!done()) return;
+      onProgress = undefined;
+      clearTimeout(timer);
+      resolve();
+    };
+    void exited.then(({ code, signal }) => {
+      if (!onProgress) return;
+      onProgress = undefined;
+      clearTimeout(timer);
+      reject(new Error(`${name} exited during startup (code ${code}, signal ${signal})\n${stderr.trim()}`));
+    });
+  });
+  started.catch(() => undefined); // observed by the caller; never an unhandled rejection
+
+  const running = () => proc.exitCode === null && proc.signalCode === null;
+  let stopping: Promise<void> | undefined;
+  return {
+    name,
+    proc,
+    pid: proc.pid,
+    listening,
+    started,
+    exited,
+    running,
+    stderrTail: () => stderr,
+    stop(killAfterMs = 10_000) {
+      stopping ??= (async () => {
+        if (!running()) return;
+        proc.kill('SIGTERM');
+        const killer = setTimeout(() => { if (running()) proc.kill('SIGKILL'); }, killAfterMs);
+        await exited;
+        clearTimeout(killer);
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * `trellis demo`: a real mesh on one machine. It starts the control plane and one sidecar proxy per
+ * shop instance as child processes (the same binaries and flags as a deployment), runs the shop's
+ * services in this process, applies a canary HTTPRoute and a TrafficPolicy through the API, drives
+ * steady traffic and prints a summary every few seconds. SIGINT/SIGTERM (or --duration) stops
+ * everything: proxies first, then the control plane, then the apps; no process is left behind.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TrellisClient } from '../sdk/client.js';
+import { announce, announceListening } from '../shared/log.js';
+import { spawnTrellis, type Child } from './children.js';
+import { startShopApp, type ShopApp } from './shop.js';
+import { formatWindow, TrafficGenerator } from './traffic.js';
+
+export interface DemoOptions {
+  /** Control plane REST API (and dashboard) address HOST:PORT. */
+  api: string;
+  /** The control plane's data dir; default: a fresh temp dir removed at exit. */
+  dataDir?: string;
+  /** Stop by itself after this many ms. */
+  durationMs?: number;
+  quiet: boolean;
+  /** Requests per second of the traffic generator. */
+  rate: number;
+  /** Summary period in ms. */
+  summaryEveryMs: number;
+}
+
+const STARTUP_BUDGET_MS = 30_000;
+const DEFAULT_API = '127.0.0.1:15000';
+
+/** The shop's instances: catalog runs twice (v1 and the v2 canary). */
+const INSTANCES: Array<{ service: string; version: string }> = [
+  { service: 'inventory', version: 'v1' },
+  { service: 'payments', version: 'v1' },
+  { service: 'catalog', version: 'v1' },
+  { service: 'catalog', version: 'v2' },
+  { service: 'checkout', version: 'v1' },
+  { service: 'web', version: 'v1' },
+];
+
+/** The shop's services, declared up front so routes and policies can name them before instances join. */
+export const SERVICES = [...new Set(INSTANCES.map((i) => i.service))].map((name) => ({
+  apiVersion: 'trellis.dev/v1alpha1',
+  kind: 'Service',
+  metadata: { name, labels: { app: 'trellis-demo' } },
+  spec: { protocol: 'http' },
+}));
+
+export const CANARY_ROUTE = {
+  apiVersion: 'trellis.dev/v1alpha1',
+  kind: 'HTTPRoute',
+  metadata: { name: 'catalog-canary', labels: { app: 'trellis-demo' } },
+  spec: {
+    parentRefs: [{ name: 'catalog' }],
+    rules: [{
+      name: 'canary',
+      backendRefs: [
+        { name: 'catalog', subset: { version: 'v1' }, weight: 90 },
+        { name: 'catalog', subset: { version: 'v2' }, weight: 10 },
+      ],
+    }],
+  },
+};
+
+export const CATALOG_POLICY = {
+  apiVersion: 'trellis.dev/v1alpha1',
+  kind: 'TrafficPolicy',
+  metadata: { name: 'catalog-lb', labels: { app: 'trellis-demo' } },
+  spec: { targetRef: { name: 'catalog' }, loadBalancer: { type: 'EWMA' } },
+};
+
+async function until<T>(what: string, deadline: number, check: () => Promise<T | undefined | false>): Promise<T> {
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function proxyConfig(admin: string): Promise<Record<string, { endpoints: unknown[] }>> {
+  const res = await fetch(`http://${admin}/config`, { signal: AbortSignal.timeout(2000) });
+  const cfg = await res.json() as { snapshot?: { clusters?: Record<string, { endpoints: unknown[] }> } };
+  return cfg.snapshot?.clusters ?? {};
+}
+
+/** Runs the demo until a signal or the duration; resolves with the exit code. */
+export async function runDemo(opts: DemoOptions): Promise<number> {
+  const say = (text: string) => { if (!opts.quiet) process.stdout.write(text + '\n'); };
+  const warn = (text: string) => process.stderr.write(`demo: ${text}\n`);
+  const startedAt = Date.now();
+  const deadline = startedAt + STARTUP_BUDGET_MS;
+
+  const workDir = await mkdtemp(join(tmpdir(), 'trellis-demo-'));
+  const dataDir = opts.dataDir ?? join(workDir, 'data');
+  const children: Child[] = [];
+  const proxies: Child[] = [];
+  let controlPlane: Child | undefined;
+  const apps: ShopApp[] = [];
+  let traffic: TrafficGenerator | undefined;
+  const timers: NodeJS.Timeout[] = [];
+
+  // Last resort: if this process dies abruptly, take the children with it.
+  const killAll = () => { for (const c of children) if (c.running()) c.proc.kill('SIGKILL'); };
+  process.once('exit', killAll);
+
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => { resolveDone = r; });
+  let stopping: Promise<void> | undefined;
+  const shutdown = (code: number, why: string): Promise<void> => {
+    stopping ??= (async () => {
+      say(`stopping (${why})...`);
+      for (const t of timers) clearInterval(t);
+      await traffic?.stop();
+      // Proxies first (they drain and deregister), then the control plane, then the apps.
+      await Promise.all(proxies.map((p) => p.stop(10_000)));
+      await controlPlane?.stop(10_000);
+      await Promise.all(children.map((c) => c.stop(5_000)));
+      await Promise.all(apps.map((a) => a.close()));
+      await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+      process.off('exit', killAll);
+      say('demo stopped: every process exited');
+      resolveDone(code);
+    })();
+    return stopping;
+  };
+  const onSignal = (signal: NodeJS.Signals) => { void shutdown(0, signal); };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const watch = (child: Child) => {
+    children.push(child);
+    announce('child', { pid: child.pid, name: child.name });
+    void child.exited.then(({ code, signal }) => {
+      if (stopping) return;
+      warn(`${child.name} exited unexpectedly (code ${code}, signal ${signal})\n${child.stderrTail().trim()}`);
+      if (child === controlPlane && child.stderrTail().includes('EADDRINUSE')) {
+        warn(`the API address ${opts.api} is taken (another demo or control plane?): stop it, or pick another with --api 127.0.0.1:PORT`);
+      }
+      void shutdown(1, `${child.name} exited`);
+    });
+  };
+
+  try {
+    // 1. The control plane.
+    const cpArgs = ['control-plane', '--data-dir', dataDir, '--api', opts.api, '--xds', '127.0.0.1:0'];
+    controlPlane = spawnTrellis('control-plane', cpArgs, { expect: ['api', 'xds'], timeoutMs: deadline - Date.now() });
+    watch(controlPlane);
+    await controlPlane.started;
+    const api = controlPlane.listening.api!;
+    announceListening('api', api);
+    const client = new TrellisClient({ baseUrl: `http://${api}`, timeoutMs: 10_000 });
+    await until('the control plane to be ready', deadline, async () => (await client.ready()) && true);
+
+    // 2. The services and their routing config first, so every proxy's first snapshot already has it.
+    await client.apply([...SERVICES, CANARY_ROUTE, CATALOG_POLICY]);
+
+    // 3. The shop's apps, a join token per service, and a sidecar per instance.
+    await mkdir(join(workDir, 'tokens'), { mode: 0o700 });
+    const tokenFiles = new Map<string, string>();
+    for (const service of new Set(INSTANCES.map((i) => i.service))) {
+      const { token } = await client.createToken(service, '24h');
+      const file = join(workDir, 'tokens', `${service}.token`);
+      await writeFile(file, token, { mode: 0o600 });
+      tokenFiles.set(service, file);
+    }
+    const sidecars = await Promise.all(INSTANCES.map(async ({ service, version }) => {
+      const app = await startShopApp(service, version);
+      apps.push(app);
+      if (stopping) throw new Error('stopped');
+      const proxy = spawnTrellis(`proxy ${service} ${version}`, [
+        'proxy', '--service', service, '--app', app.address, '--inbound', '127.0.0.1:0',
+        '--token-file', tokenFiles.get(service)!, '--labels', `version=${version}`,
+        '--http-proxy', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--drain-timeout', '2s',
+      ], { expect: ['admin', 'inbound', 'http-proxy'], ready: true, timeoutMs: Math.max(1000, deadline - Date.now()) });
+      proxies.push(proxy);
+      watch(proxy);
+      await proxy.started;
+      app.httpProxy = proxy.listening['http-proxy']!;
+      return { service, version, app, proxy };
+    }));
+    const web = sidecars.find((s) => s.service === 'web')!;
+    const webProxy = web.app.httpProxy!;
+
+    // 4. Wait until the callers' sidecars see every instance they call, then for one full request.
+    const needs: Record<string, Record<string, number>> = { web: { catalog: 2, checkout: 1 }, catalog: { inventory: 1 }, checkout: { payments: 1 } };
+    await Promise.all(sidecars.filter((s) => needs[s.service]).map((s) => until(`${s.service}'s sidecar to see its upstreams`, deadline, async () => {
+      const clusters = await proxyConfig(s.proxy.listening.admin!);
+      return Object.entries(needs[s.service]!).every(([svc, n]) => (clusters[svc]?.endpoints.length ?? 0) >= n);
+    })));
+    traffic = new TrafficGenerator(webProxy, opts.rate);
+    await until('a request through the whole shop', deadline, async () => {
+      const before = traffic!.total.ok;
+      await traffic!.once();
+      return traffic!.total.ok > before;
+    });
+    traffic.takeWindow();
+
+    // 5. Running.
+    traffic.start();
+    announceListening('http-proxy:web', webProxy);
+    const defaultApi = api === DEFAULT_API;
+    const env = defaultApi ? '' : `TRELLIS_API=http://${api} `;
+    say([
+      '',
+      `Trellis demo is running (started in ${((Date.now() - startedAt) / 1000).toFixed(1)}s).`,
+      `  API and dashboard:  http://${api}/`,
+      '  The shop:           web -> catalog (v1 90% / v2 10% canary) -> inventory, web -> checkout -> payments',
+      `                      every hop goes through the callers' sidecars over mTLS; ${opts.rate} req/s to web`,
+      '  Try:',
+      `    ${env}npx trellis get services`,
+      `    ${env}npx trellis describe service catalog`,
+      `    curl -x http://${webProxy} http://web/`,
+      '  Move the canary: save the route, change the weights (e.g. 50/50), apply it:',
+      `    ${env}npx trellis get httproute catalog-canary -o yaml > canary.yaml`,
+      `    ${env}npx trellis apply -f canary.yaml`,
+      `  Ctrl-C stops everything${opts.durationMs ? ` (or it stops by itself after ${Math.round(opts.durationMs / 1000)}s)` : ''}.`,
+      '',
+    ].join('\n'));
+    announce('ready', { api: `http://${api}/`, web: webProxy });
+    if (!opts.quiet) {
+      let last = Date.now();
+      timers.push(setInterval(() => {
+        const now = Date.now();
+        say(formatWindow(traffic!.takeWindow(), traffic!.total, Math.round((now - last) / 1000)));
+        last = now;
+      }, opts.summaryEveryMs));
+    }
+    if (opts.durationMs !== undefined) {
+      const t = setTimeout(() => { void shutdown(0, 'duration elapsed'); }, opts.durationMs);
+      timers.push(t);
+    }
+  } catch (err) {
+    if (!stopping) {
+      warn(`startup failed: ${(err as Error).message}`);
+      void shutdown(1, 'startup failed');
+    }
+  }
+  const code = await done;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  return code;
+}
