@@ -26,12 +26,15 @@ export class MeshError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly headers: Record<string, string>;
-  constructor(code: ErrorCode, message?: string, opts: { status?: number; headers?: Record<string, string> } = {}) {
+  /** The upstream provably did not process the request (refused stream, GOAWAY): safe to send elsewhere. */
+  readonly refused: boolean;
+  constructor(code: ErrorCode, message?: string, opts: { status?: number; headers?: Record<string, string>; refused?: boolean } = {}) {
     super(message ?? ERROR_CATALOGUE[code].message);
     this.name = 'MeshError';
     this.code = code;
     this.status = opts.status ?? ERROR_CATALOGUE[code].http;
     this.headers = opts.headers ?? {};
+    this.refused = opts.refused ?? false;
   }
 }
 

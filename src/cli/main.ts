@@ -4,6 +4,7 @@ import { registerProxy } from './commands/proxy.js';
 import { registerToken } from './commands/token.js';
 import { registerResourceCommands } from './commands/resources.js';
 import { registerDemo } from './commands/demo.js';
+import { registerCanI } from './commands/can-i.js';
 
 export function buildProgram(): Command {
   const program = new Command('trellis')
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   registerProxy(program);
   registerToken(program);
   registerResourceCommands(program);
+  registerCanI(program);
   registerDemo(program);
   return program;
 }

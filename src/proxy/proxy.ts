@@ -31,6 +31,9 @@ import { AppForwarder } from './upstream/app-forwarder.js';
 import { EndpointRegistry } from './upstream/endpoint-registry.js';
 import { PeerPool } from './upstream/peer-pool.js';
 
+/** How long a terminating proxy keeps serving after saying goodbye, before GOAWAY (Istio's drain duration). */
+export const DEREGISTRATION_GRACE_MS = 1000;
+
 export interface ProxyOptions {
   service: string;
   app: string;
@@ -178,6 +181,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       ready = false;
       renewal.stop();
       await xds!.goodbye();
+      // Keep serving normally while the deregistration reaches callers, so none of them sends a
+      // new request into a GOAWAY; then stop accepting and wait for what is in flight.
+      await new Promise((r) => setTimeout(r, Math.min(DEREGISTRATION_GRACE_MS, opts.drainTimeoutMs)));
       const clean = await drain.drain(opts.drainTimeoutMs);
       if (!clean) log.warn('drain timeout reached with requests in flight', { inflight: drain.inflight });
       current?.dispose();

@@ -55,14 +55,23 @@ export class Router implements HttpFilter {
       req.attrs.upstreamInstance = ep.id;
       ep.inflight++;
       const started = performance.now();
-      return h2Forward(session, req, 'https', {
-        done: (status, error) => {
-          ep.inflight--;
-          const now = performance.now();
-          ep.observeLatency(now - started, now);
-          cluster.record(ep, status === undefined || error ? 'gateway-error' : outcomeOf(status));
-        },
-      });
+      try {
+        return await h2Forward(session, req, 'https', {
+          done: (status, error) => {
+            ep.inflight--;
+            const now = performance.now();
+            ep.observeLatency(now - started, now);
+            cluster.record(ep, status === undefined || error ? 'gateway-error' : outcomeOf(status));
+          },
+        });
+      } catch (err) {
+        // A refused stream was never processed; without a body to replay it can go elsewhere.
+        if (err instanceof MeshError && err.refused && hasNoBody(req)) {
+          lastError = err;
+          continue;
+        }
+        throw err;
+      }
     }
     throw lastError ?? new MeshError('NO_HEALTHY_UPSTREAM', `no healthy instance of ${cluster.name}`);
   }
@@ -80,4 +89,11 @@ export function resolveBackends(
     out.push({ backend: { cluster, subset: ref.subset }, weight: ref.weight });
   }
   return out;
+}
+
+/** A request whose body is known to be empty, so it can be sent again as is. */
+function hasNoBody(req: MeshRequest): boolean {
+  const length = req.headers['content-length'];
+  if (length !== undefined) return length === '0';
+  return req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS' || req.method === 'DELETE';
 }

@@ -11,6 +11,8 @@ import { errorResponse } from '../http/error-response.js';
 import { endToEndHeaders, isGrpcContentType, stripMeshHeaders } from '../http/headers.js';
 import { writeH1Response, writeH2Response } from '../http/response-writer.js';
 import { newRequestId } from '../filters/request-context.js';
+import { normaliseRequestPath } from '../authz/path.js';
+import { inboundDeadline } from '../filters/timeout.js';
 import type { Direction, MeshRequest, MeshResponse, Next, Peer } from '../pipeline/types.js';
 import type { CompiledConfig } from '../runtime/compiled-config.js';
 import type { ProxyServices } from '../runtime/services.js';
@@ -40,8 +42,10 @@ export class HttpIngress {
     const controller = new AbortController();
     res.on('close', () => { if (!res.writableFinished) controller.abort(); });
     const headers = endToEndHeaders(req.headers);
+    const deadline = this.callerDeadline(headers);
     stripMeshHeaders(headers);
     const meshReq = this.newRequest(req.method ?? 'GET', path, authority, headers, req, source, destination, controller.signal);
+    if (deadline !== undefined) meshReq.deadline = deadline;
     this.run(meshReq, (response, onDone) => writeH1Response(res, response, { close: this.opts.drain.draining, onDone }));
   }
 
@@ -50,12 +54,23 @@ export class HttpIngress {
     stream.on('close', () => { if (!stream.writableFinished || stream.rstCode) controller.abort(); });
     stream.on('error', () => {});
     const headers = endToEndHeaders(rawHeaders);
+    const deadline = this.callerDeadline(headers);
     stripMeshHeaders(headers);
     const meshReq = this.newRequest(
       String(rawHeaders[':method'] ?? 'GET'), String(rawHeaders[':path'] ?? '/'),
       String(rawHeaders[':authority'] ?? rawHeaders['host'] ?? destination), headers, stream, source, destination, controller.signal,
     );
+    if (deadline !== undefined) meshReq.deadline = deadline;
     this.run(meshReq, (response, onDone) => writeH2Response(stream, response, { onDone }));
+  }
+
+  /**
+   * Inbound only: the caller's remaining time (x-trellis-deadline), read before mesh headers are
+   * stripped. The inbound listener is mTLS-only, so the caller is a verified mesh proxy.
+   * Enforced by the inbound-deadline filter (filters/timeout.ts).
+   */
+  private callerDeadline(headers: MeshRequest['headers']): number | undefined {
+    return this.opts.direction === 'inbound' ? inboundDeadline(headers) : undefined;
   }
 
   private newRequest(
@@ -81,6 +96,7 @@ export class HttpIngress {
     drain.begin();
     let response: Promise<MeshResponse>;
     try {
+      req.path = normaliseRequestPath(req.path); // once, every direction: what policies check is what is forwarded (authz/path.ts); bad → 400
       const { chain, protocol } = this.chainFor(this.opts.config(), req.destination);
       req.protocol = protocol;
       response = chain(req);

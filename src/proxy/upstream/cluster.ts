@@ -16,6 +16,9 @@ import { OutlierDetector, type Outcome, type OutlierSpec } from './outlier-detec
  * Without an OutlierDetection policy a cluster still stops sending to an instance that keeps failing
  * to connect (like Linkerd's default failure accrual): 3 consecutive gateway errors eject it for 5s+.
  */
+/** Envoy's default connect timeout. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
 export const DEFAULT_OUTLIER: OutlierSpec = {
   consecutiveGatewayErrors: 3,
   interval: '5s',
@@ -44,7 +47,7 @@ export class ClusterRuntime {
     this.config = config;
     this.endpoints = endpoints;
     const policy = config.trafficPolicy;
-    this.connectTimeoutMs = policy?.timeouts?.connect ? parseDuration(policy.timeouts.connect) : 2000;
+    this.connectTimeoutMs = policy?.timeouts?.connect ? parseDuration(policy.timeouts.connect) : DEFAULT_CONNECT_TIMEOUT_MS;
     this.hashKey = hashKeyFunction(policy?.loadBalancer?.hashOn);
     this.outlier = new OutlierDetector(policy?.outlierDetection ?? DEFAULT_OUTLIER, {
       onEject: (ep, ms) => hooks.onEject?.(config.name, ep, ms),

@@ -6,6 +6,7 @@ import type http2 from 'node:http2';
 import { constants as h2c } from 'node:http2';
 import { MeshError } from '../../api/errors.js';
 import { endToEndHeaders } from '../http/headers.js';
+import { deadlineHeaders } from '../filters/timeout.js';
 import type { HeaderMap, MeshRequest, MeshResponse } from '../pipeline/types.js';
 
 export interface ForwardObserver {
@@ -25,12 +26,16 @@ export function h2Forward(
   };
   for (const name in req.headers) headers[name] = req.headers[name];
   if (extraHeaders) for (const name in extraHeaders) headers[name] = extraHeaders[name];
+  // Deadline propagation (outbound hops with a deadline only): x-trellis-deadline, and grpc-timeout for gRPC.
+  const deadline = deadlineHeaders(req);
+  if (deadline) for (const name in deadline) headers[name] = deadline[name];
   return new Promise<MeshResponse>((resolve, reject) => {
     let stream: http2.ClientHttp2Stream;
     try {
       stream = session.request(headers, { endStream: false });
     } catch (err) {
-      reject(new MeshError('UPSTREAM_RESET', (err as Error).message));
+      // The session is closing (GOAWAY): this stream never left.
+      reject(new MeshError('UPSTREAM_RESET', (err as Error).message, { refused: true }));
       observer?.done(undefined, err as Error);
       return;
     }
@@ -39,6 +44,7 @@ export function h2Forward(
     let settled = false;
     const onAbort = () => stream.close(h2c.NGHTTP2_CANCEL);
     req.signal.addEventListener('abort', onAbort, { once: true });
+    if (req.signal.aborted) onAbort(); // e.g. a deadline (filters/timeout.ts) that passed before the stream opened
     stream.on('response', (h, flags) => {
       status = Number(h[':status']);
       settled = true;
@@ -62,7 +68,8 @@ export function h2Forward(
       if (!settled) {
         settled = true;
         const code = stream.rstCode;
-        reject(new MeshError('UPSTREAM_RESET', `upstream closed the stream before answering (code ${code})`));
+        // REFUSED_STREAM (RFC 9113 §8.7): the peer did no processing, e.g. it is draining.
+        reject(new MeshError('UPSTREAM_RESET', `upstream closed the stream before answering (code ${code})`, { refused: code === h2c.NGHTTP2_REFUSED_STREAM }));
       }
       observer?.done(status, stream.rstCode && stream.rstCode !== h2c.NGHTTP2_NO_ERROR ? new Error(`reset ${stream.rstCode}`) : undefined);
     });

@@ -1,0 +1,174 @@
+/**
+ * `trellis can-i --from A --to B METHOD PATH [--header k=v ...] [--jwt TOKEN] [--port N]`: would the
+ * proxies of B let A's request in? It fetches what B's proxies receive (the AuthorizationPolicies and
+ * JWTAuthentications targeting B, the MeshConfig) through the SDK and evaluates the SAME engine
+ * (proxy/authz/engine.ts) on the SAME normalised path (proxy/authz/path.ts).
+ * --jwt: the claims are decoded and issuer, audience, exp and nbf checked like the proxy does, but
+ * the signature is NOT verified by can-i (it has no business fetching keys); the output says so.
+ * Exit 0 when allowed, 1 when denied (403, 401 or 400 at the proxy), 2 when it could not tell.
+ */
+import { Option, type Command } from 'commander';
+import type { ResourceOf } from '../../api/schema/resources.js';
+import { DEFAULT_MESH_CONFIG } from '../../api/schema/resources.js';
+import { MeshError } from '../../api/errors.js';
+import { compileAuthz, type AuthzDecision } from '../../proxy/authz/engine.js';
+import { checkClaimsUnverified } from '../../proxy/authz/jwt.js';
+import { normaliseTarget } from '../../proxy/authz/path.js';
+import { parseOutputFormat, toJson, toYaml, type OutputFormat } from '../output.js';
+import { apiOption, clientFor, handleApiError, type ClientCliOptions } from './resources.js';
+
+export interface CanIResult {
+  allowed: boolean;
+  /** What the proxy would answer: 'allow', or the error code (FORBIDDEN, UNAUTHENTICATED, BAD_REQUEST). */
+  outcome: 'allow' | 'FORBIDDEN' | 'UNAUTHENTICATED' | 'BAD_REQUEST';
+  status: number;
+  from: string;
+  to: string;
+  method: string;
+  path: string;
+  normalisedPath?: string;
+  port?: number;
+  policy?: string;
+  rule?: number;
+  action?: string;
+  reason: string;
+  audits: Array<{ policy: string; rule: number }>;
+  notes: string[];
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function parseHeaders(list: string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const kv of list) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new Error(`--header "${kv}": use NAME=VALUE`);
+    const name = kv.slice(0, eq).trim().toLowerCase();
+    const value = kv.slice(eq + 1);
+    const prev = out[name];
+    out[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  return out;
+}
+
+export interface CanIInput {
+  from: string; to: string; method: string; path: string;
+  headers: Record<string, string | string[]>; jwt?: string; port?: number;
+  trustDomain: string;
+  authorizationPolicies: ResourceOf<'AuthorizationPolicy'>[];
+  jwtAuthentications: ResourceOf<'JWTAuthentication'>[];
+  defaultAction: 'allow' | 'deny';
+}
+
+/** Pure: the decision for one request, from the resources a proxy of `to` would hold. */
+export function decideCanI(input: CanIInput): CanIResult {
+  const base = { from: input.from, to: input.to, method: input.method, path: input.path, ...(input.port !== undefined ? { port: input.port } : {}) };
+  const notes: string[] = [];
+  let target;
+  try {
+    target = normaliseTarget(input.path);
+  } catch (err) {
+    const e = err as MeshError;
+    return { ...base, allowed: false, outcome: 'BAD_REQUEST', status: 400, reason: e.message, audits: [], notes };
+  }
+  const normalisedPath = target.path;
+  const jwtPolicies = input.jwtAuthentications.filter((p) => p.spec.targetRef.name === input.to);
+  if (input.jwt !== undefined) {
+    notes.push('the JWT signature is not verified by can-i (claims are only decoded)');
+    if (jwtPolicies.length === 0) notes.push(`no JWTAuthentication targets ${input.to}: the proxy does not verify the token, and jwt.claims conditions never hold`);
+  }
+  const jwt = checkClaimsUnverified(input.to, jwtPolicies, input.jwt);
+  if (jwt.failure) {
+    return { ...base, normalisedPath, allowed: false, outcome: 'UNAUTHENTICATED', status: 401, reason: `JWTAuthentication: ${jwt.failure.message}`, audits: [], notes };
+  }
+  const engine = compileAuthz(input.to, input.authorizationPolicies, input.defaultAction);
+  const sourceIdentity = `spiffe://${input.trustDomain}/service/${input.from}`;
+  // Like the proxy's inbound-identity filter: client copies of x-trellis-* are dropped, the peer header set.
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(input.headers)) if (!k.startsWith('x-trellis-')) headers[k] = v;
+  headers['x-trellis-peer'] = sourceIdentity;
+  const d: AuthzDecision = engine.evaluate({
+    sourceIdentity,
+    sourceService: input.from,
+    method: input.method,
+    path: normalisedPath,
+    port: input.port,
+    headers,
+    jwtClaims: jwt.claims as Record<string, unknown> | undefined,
+  });
+  return {
+    ...base, normalisedPath,
+    allowed: d.decision === 'allow',
+    outcome: d.decision === 'allow' ? 'allow' : 'FORBIDDEN',
+    status: d.decision === 'allow' ? 200 : 403,
+    ...(d.policy !== undefined ? { policy: d.policy } : {}),
+    ...(d.rule !== undefined ? { rule: d.rule } : {}),
+    action: d.action,
+    reason: d.reason,
+    audits: d.audits,
+    notes,
+  };
+}
+
+export function formatCanI(r: CanIResult, format: OutputFormat): string {
+  if (format === 'json') return toJson(r);
+  if (format === 'yaml') return toYaml(r);
+  const lines = [r.allowed ? 'allowed' : 'denied'];
+  const field = (k: string, v: string) => lines.push(`  ${(k + ':').padEnd(12)} ${v}`);
+  field('request', `${r.from} → ${r.to} ${r.method} ${r.path}${r.normalisedPath !== undefined && r.normalisedPath !== r.path.split('?')[0] ? ` (normalised: ${r.normalisedPath})` : ''}`);
+  field('proxy', r.allowed ? 'forwards to the app' : `answers ${r.status} ${r.outcome}`);
+  field('decided by', r.policy !== undefined ? `AuthorizationPolicy/${r.policy} rule ${r.rule} (${r.action})` : (r.action ?? r.outcome));
+  field('reason', r.reason);
+  if (r.audits.length) field('audits', r.audits.map((a) => `AuthorizationPolicy/${a.policy} rule ${a.rule}`).join(', '));
+  for (const n of r.notes) field('note', n);
+  return lines.join('\n') + '\n';
+}
+
+export function registerCanI(program: Command): void {
+  apiOption(program.command('can-i')
+    .description('Would SERVICE --to let SERVICE --from in for METHOD PATH? Prints allowed or denied, and the deciding policy and rule')
+    .requiredOption('--from <service>', 'the calling service')
+    .requiredOption('--to <service>', 'the destination service')
+    .argument('<method>', 'HTTP method, e.g. GET')
+    .argument('<path>', 'request path, e.g. /admin/x (normalised like the proxy does)')
+    .option('--header <k=v>', 'a request header; repeatable', collect, [])
+    .option('--jwt <token>', 'a bearer token whose claims policies may use (its signature is not verified by can-i)')
+    .option('--port <n>', 'destination port (default: the Service\'s declared port)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`--port ${v}: not a port`);
+      return n;
+    })
+    .addOption(new Option('-o, --output <format>', 'table | yaml | json').default('table').argParser(parseOutputFormat)))
+    .action(async (method: string, path: string, opts: ClientCliOptions & {
+      from: string; to: string; header: string[]; jwt?: string; port?: number; output: OutputFormat;
+    }) => {
+      try {
+        const client = clientFor(opts);
+        const [status, authz, jwts, meshConfigs, services] = await Promise.all([
+          client.status(),
+          client.list('AuthorizationPolicy'),
+          client.list('JWTAuthentication'),
+          client.list('MeshConfig'),
+          client.list('Service'),
+        ]);
+        const mesh = meshConfigs.find((m): m is ResourceOf<'MeshConfig'> => m.kind === 'MeshConfig' && m.metadata.name === 'default');
+        const svc = services.find((s): s is ResourceOf<'Service'> => s.kind === 'Service' && s.metadata.name === opts.to);
+        const port = opts.port ?? svc?.spec.port;
+        const result = decideCanI({
+          from: opts.from, to: opts.to, method: method.toUpperCase(), path,
+          headers: parseHeaders(opts.header),
+          ...(opts.jwt !== undefined ? { jwt: opts.jwt } : {}),
+          ...(port !== undefined ? { port } : {}),
+          trustDomain: status.trustDomain,
+          authorizationPolicies: authz.filter((r): r is ResourceOf<'AuthorizationPolicy'> => r.kind === 'AuthorizationPolicy' && r.spec.targetRef.name === opts.to),
+          jwtAuthentications: jwts.filter((r): r is ResourceOf<'JWTAuthentication'> => r.kind === 'JWTAuthentication' && r.spec.targetRef.name === opts.to),
+          defaultAction: (mesh?.spec ?? DEFAULT_MESH_CONFIG).authorization.default,
+        });
+        process.stdout.write(formatCanI(result, opts.output));
+        process.exitCode = result.allowed ? 0 : 1;
+      } catch (err) {
+        handleApiError(err);
+        process.exitCode = 2;
+      }
+    });
+}
