@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 
 const NEEDS = {
   unit: [],
-  integration: [],
+  integration: [['prometheus', 'prometheus']],
 };
 
 const suites = process.argv.slice(2);

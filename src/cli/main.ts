@@ -5,6 +5,8 @@ import { registerToken } from './commands/token.js';
 import { registerResourceCommands } from './commands/resources.js';
 import { registerDemo } from './commands/demo.js';
 import { registerCanI } from './commands/can-i.js';
+import { registerPrometheusConfig } from './commands/prometheus-config.js';
+import { registerRoute } from './commands/route.js';
 
 export function buildProgram(): Command {
   const program = new Command('trellis')
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
   registerToken(program);
   registerResourceCommands(program);
   registerCanI(program);
+  registerPrometheusConfig(program);
+  registerRoute(program);
   registerDemo(program);
   return program;
 }

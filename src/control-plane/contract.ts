@@ -53,6 +53,8 @@ export const ProxyState = z.object({
   protocol: Protocol,
   labels: z.record(z.string(), z.string()),
   proxyVersion: z.string().optional(),
+  /** The proxy's admin address (loopback on the proxy's host): /metrics, /config. Absent for proxies that do not report it. */
+  adminAddress: z.string().optional(),
   connected: z.boolean(),
   connectedAt: z.string().optional(),
   disconnectedAt: z.string().optional(),

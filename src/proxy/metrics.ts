@@ -4,7 +4,8 @@
  */
 import client from 'prom-client';
 
-export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000];
+// Dense enough between 1ms and 5s for p50…p99.9 (histogram_quantile interpolates inside a bucket).
+export const LATENCY_BUCKETS_MS = [1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000];
 
 export class ProxyMetrics {
   readonly registry = new client.Registry();
@@ -12,11 +13,21 @@ export class ProxyMetrics {
   readonly latency: client.Histogram<'direction' | 'source' | 'destination' | 'route' | 'classification'>;
   readonly tcpConnections: client.Counter<'direction' | 'peer'>;
   readonly tcpActive: client.Gauge<'direction'>;
+  // Observability (issue #5): bytes, TCP close + bytes, timeouts, access-log drops.
+  readonly requestBytes: client.Counter<'direction' | 'source' | 'destination' | 'route'>;
+  readonly responseBytes: client.Counter<'direction' | 'source' | 'destination' | 'route'>;
+  readonly tcpClosed: client.Counter<'direction' | 'peer'>;
+  readonly tcpReceivedBytes: client.Counter<'direction' | 'peer'>;
+  readonly tcpSentBytes: client.Counter<'direction' | 'peer'>;
+  readonly timeouts: client.Counter<'direction' | 'destination'>;
+  readonly accessLogDropped: client.Counter;
   readonly configVersion: client.Gauge;
   readonly configNacks: client.Counter;
   readonly certExpiry: client.Gauge;
   readonly outlierEjections: client.Counter<'destination'>;
   readonly errors: client.Counter<'direction' | 'code'>;
+  readonly mirrored: client.Counter<'destination'>;
+  readonly mirrorSkipped: client.Counter<'destination' | 'reason'>;
   // Resilience (filters/retry.ts, filters/circuit-breaker.ts, filters/rate-limit.ts).
   readonly retries: client.Counter<'destination' | 'reason'>;
   readonly retryBudgetExhausted: client.Counter<'destination'>;
@@ -26,6 +37,8 @@ export class ProxyMetrics {
   // Zero trust (filters/authorization.ts, filters/jwt-authentication.ts).
   readonly authzDecisions: client.Counter<'policy' | 'action' | 'decision'>;
   readonly jwtFailures: client.Counter<'reason'>;
+  // Tracing (filters/tracing.ts, tracing/otlp-exporter.ts).
+  readonly spansDropped: client.Counter<'reason'>;
 
   constructor(labels: { service: string; instance: string }) {
     this.registry.setDefaultLabels(labels);
@@ -34,10 +47,19 @@ export class ProxyMetrics {
     this.latency = new client.Histogram({ name: 'trellis_request_duration_ms', help: 'Time from request arrival to response end, in milliseconds', labelNames: ['direction', 'source', 'destination', 'route', 'classification'], buckets: LATENCY_BUCKETS_MS, registers: r });
     this.tcpConnections = new client.Counter({ name: 'trellis_tcp_connections_opened_total', help: 'TCP connections proxied', labelNames: ['direction', 'peer'], registers: r });
     this.tcpActive = new client.Gauge({ name: 'trellis_tcp_connections_active', help: 'TCP connections open now', labelNames: ['direction'], registers: r });
+    this.requestBytes = new client.Counter({ name: 'trellis_request_bytes_total', help: 'Request body bytes received from the downstream', labelNames: ['direction', 'source', 'destination', 'route'], registers: r });
+    this.responseBytes = new client.Counter({ name: 'trellis_response_bytes_total', help: 'Response body bytes sent to the downstream', labelNames: ['direction', 'source', 'destination', 'route'], registers: r });
+    this.tcpClosed = new client.Counter({ name: 'trellis_tcp_connections_closed_total', help: 'TCP connections proxied and closed', labelNames: ['direction', 'peer'], registers: r });
+    this.tcpReceivedBytes = new client.Counter({ name: 'trellis_tcp_received_bytes_total', help: 'TCP bytes received from the downstream side of a tunnel (counted when the connection closes)', labelNames: ['direction', 'peer'], registers: r });
+    this.tcpSentBytes = new client.Counter({ name: 'trellis_tcp_sent_bytes_total', help: 'TCP bytes sent to the downstream side of a tunnel (counted when the connection closes)', labelNames: ['direction', 'peer'], registers: r });
+    this.timeouts = new client.Counter({ name: 'trellis_timeouts_total', help: 'Requests answered 504 UPSTREAM_TIMEOUT, by direction and destination service', labelNames: ['direction', 'destination'], registers: r });
+    this.accessLogDropped = new client.Counter({ name: 'trellis_access_log_dropped_total', help: 'Access log lines dropped because stdout was not draining', registers: r });
     this.configVersion = new client.Gauge({ name: 'trellis_config_version', help: 'Version of the config snapshot in use (numeric part)', registers: r });
     this.configNacks = new client.Counter({ name: 'trellis_config_nacks_total', help: 'Config snapshots refused', registers: r });
     this.certExpiry = new client.Gauge({ name: 'trellis_certificate_expiry_seconds', help: 'Unix time at which the proxy certificate expires', registers: r });
     this.outlierEjections = new client.Counter({ name: 'trellis_outlier_ejections_total', help: 'Upstream endpoints ejected by outlier detection', labelNames: ['destination'], registers: r });
+    this.mirrored = new client.Counter({ name: 'trellis_mirrored_requests_total', help: 'Requests copied to a mirror backend', labelNames: ['destination'], registers: r });
+    this.mirrorSkipped = new client.Counter({ name: 'trellis_mirror_skipped_total', help: 'Mirror copies not sent (body over 64 KiB) or failed', labelNames: ['destination', 'reason'], registers: r });
     this.errors = new client.Counter({ name: 'trellis_proxy_errors_total', help: 'Responses the proxy generated itself, by x-trellis-error code', labelNames: ['direction', 'code'], registers: r });
     this.retries = new client.Counter({ name: 'trellis_retries_total', help: 'Retry attempts sent, by destination and what triggered them (status, connect-failure, reset, timeout)', labelNames: ['destination', 'reason'], registers: r });
     this.retryBudgetExhausted = new client.Counter({ name: 'trellis_retry_budget_exhausted_total', help: 'Retries not sent because the retry budget or the circuit breaker maxRetries was exhausted', labelNames: ['destination'], registers: r });
@@ -46,12 +68,13 @@ export class ProxyMetrics {
     this.rateLimited = new client.Counter({ name: 'trellis_rate_limited_total', help: 'Inbound requests answered 429 RATE_LIMITED, by bucket scope (service, source)', labelNames: ['scope'], registers: r });
     this.authzDecisions = new client.Counter({ name: 'trellis_authz_decisions_total', help: 'Inbound authorization decisions, by deciding policy ("-" for the MeshConfig default or no ALLOW match), action (ALLOW, DENY, AUDIT, NO_ALLOW_MATCH, DEFAULT) and decision', labelNames: ['policy', 'action', 'decision'], registers: r });
     this.jwtFailures = new client.Counter({ name: 'trellis_jwt_failures_total', help: 'Requests refused 401 UNAUTHENTICATED by JWTAuthentication, by reason', labelNames: ['reason'], registers: r });
+    this.spansDropped = new client.Counter({ name: 'trellis_spans_dropped_total', help: 'Spans not exported: queue_full (export queue at its bound), export_failed (OTLP endpoint error or timeout), shutdown', labelNames: ['reason'], registers: r });
   }
 
-  private readonly requestHandles = new Map<string, { count: client.Counter.Internal; latency: client.Histogram.Internal<string> }>();
+  private readonly requestHandles = new Map<string, { count: client.Counter.Internal; latency: client.Histogram.Internal<string>; reqBytes: client.Counter.Internal; respBytes: client.Counter.Internal }>();
 
   /** Records one finished request; label handles are cached per label combination. */
-  observeRequest(direction: string, source: string, destination: string, route: string, status: number, ms: number): void {
+  observeRequest(direction: string, source: string, destination: string, route: string, status: number, ms: number, requestBytes = 0, responseBytes = 0): void {
     const classification = status >= 500 ? 'failure' : 'success';
     const key = `${direction}|${source}|${destination}|${route}|${status}`;
     let h = this.requestHandles.get(key);
@@ -59,10 +82,21 @@ export class ProxyMetrics {
       h = {
         count: this.requests.labels({ direction, source, destination, route, code: String(status), classification }),
         latency: this.latency.labels({ direction, source, destination, route, classification }),
+        reqBytes: this.requestBytes.labels({ direction, source, destination, route }),
+        respBytes: this.responseBytes.labels({ direction, source, destination, route }),
       };
       if (this.requestHandles.size < 10_000) this.requestHandles.set(key, h);
     }
     h.count.inc();
     h.latency.observe(ms);
+    if (requestBytes > 0) h.reqBytes.inc(requestBytes);
+    if (responseBytes > 0) h.respBytes.inc(responseBytes);
+  }
+
+  /** A proxied TCP connection closed: `received` from / `sent` to the downstream side. */
+  observeTcpClose(direction: string, peer: string, received: number, sent: number): void {
+    this.tcpClosed.labels({ direction, peer }).inc();
+    if (received > 0) this.tcpReceivedBytes.labels({ direction, peer }).inc(received);
+    if (sent > 0) this.tcpSentBytes.labels({ direction, peer }).inc(sent);
   }
 }

@@ -30,6 +30,7 @@ import type { ProxyServices } from './runtime/services.js';
 import { AppForwarder } from './upstream/app-forwarder.js';
 import { EndpointRegistry } from './upstream/endpoint-registry.js';
 import { PeerPool } from './upstream/peer-pool.js';
+import { TraceExporters } from './tracing/otlp-exporter.js';
 
 /** How long a terminating proxy keeps serving after saying goodbye, before GOAWAY (Istio's drain duration). */
 export const DEREGISTRATION_GRACE_MS = 1000;
@@ -93,6 +94,11 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     metrics,
     app,
     log,
+    traces: new TraceExporters({
+      resource: { 'service.name': opts.service, 'service.instance.id': instanceId },
+      onDropped: (reason, count) => metrics.spansDropped.labels({ reason }).inc(count),
+      log,
+    }),
   };
 
   let current: CompiledConfig | undefined;
@@ -153,6 +159,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const credentials = () => ({ keyPem: identity.current.keyPem, certPem: identity.current.certPem });
   xds = new XdsStream(cp, credentials, {
     id: instanceId, service: opts.service, address: addresses.inbound!, protocol: opts.protocol, labels: opts.labels,
+    adminAddress: addresses.admin!,
   }, { apply: applySnapshot }, log, undefined, () => identity.current.notAfter);
   xds.start();
   await gotFirstConfig;
@@ -187,6 +194,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       const clean = await drain.drain(opts.drainTimeoutMs);
       if (!clean) log.warn('drain timeout reached with requests in flight', { inflight: drain.inflight });
       current?.dispose();
+      await services.traces.shutdown(); // flush queued spans (bounded by the export timeout)
       peers.close();
       app.close();
       for (const l of listeners) l.close();

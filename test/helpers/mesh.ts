@@ -82,3 +82,31 @@ export async function waitForEndpoints(proxy: MeshProxy, service: string, count:
     return cfg.snapshot?.clusters?.[service]?.endpoints.length === count;
   }, timeoutMs, `${proxy.service} to see ${count} endpoints of ${service}`);
 }
+
+/** Waits until a proxy's current snapshot satisfies `predicate` (a version change alone may be another push). */
+export async function waitForConfig(proxy: MeshProxy, predicate: (snapshot: any) => boolean, what = 'the expected config', timeoutMs = 10_000): Promise<void> {
+  await eventually(async () => {
+    const cfg = await (await fetch(`http://${proxy.admin}/config`)).json() as { snapshot?: unknown };
+    return cfg.snapshot ? predicate(cfg.snapshot) : false;
+  }, timeoutMs, `${proxy.service} to hold ${what}`);
+}
+
+/** Applies resources and waits until `proxy` holds exactly those routes' specs. */
+export async function applyAndWait(cp: ControlPlaneRef, proxy: MeshProxy, resources: Array<{ kind: string; metadata: { name: string }; spec: unknown }>): Promise<void> {
+  await client(cp).apply(resources as never);
+  const field: Record<string, string> = { HTTPRoute: 'httpRoutes', TCPRoute: 'tcpRoutes', AuthorizationPolicy: 'authorizationPolicies', JWTAuthentication: 'jwtAuthentications' };
+  for (const r of resources) {
+    const list = field[r.kind];
+    if (!list) continue;
+    await waitForConfig(proxy, (s) => (s[list] as Array<{ metadata: { name: string }; spec: unknown }>).some((x) =>
+      x.metadata.name === r.metadata.name && JSON.stringify(x.spec).length > 0 && sameSpec(x.spec, r.spec)), `${r.kind}/${r.metadata.name}`);
+  }
+}
+
+/** True when every field set in `wanted` has the same value in `actual` (defaults may add fields). */
+function sameSpec(actual: unknown, wanted: unknown): boolean {
+  if (wanted === null || typeof wanted !== 'object') return actual === wanted;
+  if (Array.isArray(wanted)) return Array.isArray(actual) && actual.length === wanted.length && wanted.every((w, i) => sameSpec(actual[i], w));
+  if (actual === null || typeof actual !== 'object') return false;
+  return Object.entries(wanted).every(([k, v]) => sameSpec((actual as Record<string, unknown>)[k], v));
+}

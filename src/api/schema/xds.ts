@@ -35,6 +35,8 @@ export const InstanceInfo = z.object({
   protocol: Protocol,
   labels: LabelMap.default({}),
   version: z.string().optional(),
+  /** The proxy's admin listener (loopback: /metrics, /config), for scrape configs. Optional: older proxies omit it. */
+  adminAddress: z.string().min(1).optional(),
 }).strict();
 
 export const ProxyMessage = z.discriminatedUnion('type', [

@@ -33,6 +33,7 @@ export class ProxyTracker {
       protocol: info.protocol,
       labels: { ...info.labels },
       ...(info.version !== undefined ? { proxyVersion: info.version } : {}),
+      ...(info.adminAddress !== undefined ? { adminAddress: info.adminAddress } : {}),
       connected: true,
       connectedAt: at,
       lastSeen: at,

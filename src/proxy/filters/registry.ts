@@ -16,8 +16,11 @@ import { backendRequestTimeoutFactory, inboundDeadlineFactory, requestTimeoutFac
 import { rateLimitFactory } from './rate-limit.js';
 import { requestContextFactory } from './request-context.js';
 import { retryFactory } from './retry.js';
+import { tracingFactory } from './tracing.js';
+import { requestMirrorFactory } from './request-mirror.js';
 
 export const SERVICE_OUTBOUND: readonly ServiceFilterFactory[] = [
+  tracingFactory, // MeshConfig.tracing: continue W3C/B3 context, CLIENT span per hop, root sampling; absent without otlpEndpoint
   requestContextFactory,
   circuitBreakerFactory, // TrafficPolicy.circuitBreaker of the destination: 503 CIRCUIT_OPEN on overflow
 ];
@@ -27,11 +30,13 @@ export const RULE_FILTERS: readonly RuleFilterFactory[] = [
   responseHeaderModifierFactory, // ResponseHeaderModifier: set/add/remove response headers
   requestTimeoutFactory, // timeouts.request (else TrafficPolicy.timeouts.request): whole request incl. fault delay and retries → 504
   faultInjectionFactory, // FaultInjection: delay {fixed, percent}, abort {status, percent} → FAULT_INJECTED
+  requestMirrorFactory, // RequestMirror: a percent of requests copied (bounded body) to another backend, response discarded
   retryFactory, // rule.retry: each try re-runs only what follows (backendRequest timeout, Router); budget + maxRetries gate it
   backendRequestTimeoutFactory, // timeouts.backendRequest: per attempt, so it sits after retry, right before the Router
 ];
 
 export const SERVICE_INBOUND: readonly ServiceFilterFactory[] = [
+  tracingFactory, // MeshConfig.tracing: SERVER span per hop (first, so refusals below are traced too)
   inboundIdentityFactory,
   jwtAuthenticationFactory, // JWTAuthentication of this service: Bearer token verified (jose) → 401 UNAUTHENTICATED; claims for authorization
   authorizationFactory, // AuthorizationPolicy + MeshConfig authorization.default on the verified identity and normalised path → 403 FORBIDDEN

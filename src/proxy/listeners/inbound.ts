@@ -16,7 +16,12 @@ import type { ProxyServices } from '../runtime/services.js';
 import { ALPN_H1, ALPN_H2, ALPN_TCP } from '../upstream/peer-pool.js';
 import type { DrainState } from './drain.js';
 import { HttpIngress } from './ingress.js';
-import { HTTP1_SERVER_OPTIONS, answerClientError } from './outbound.js';
+import { HTTP1_SERVER_OPTIONS, answerClientError, isH2cUpgrade, rawError, serveAsPlainRequest } from './outbound.js';
+import { MeshError } from '../../api/errors.js';
+import { normaliseRequestPath } from '../authz/path.js';
+import { guardH1Request } from '../http/request-guard.js';
+import { errorResponse } from '../http/error-response.js';
+import { writeH1Response } from '../http/response-writer.js';
 import { splice, upgradeRequestHead } from './tunnel.js';
 import { PEER_HEADER } from '../filters/inbound-identity.js';
 
@@ -47,11 +52,18 @@ export class InboundListener {
       this.ingress.handleH2(stream, headers, peer, ctx.services.service);
     });
     this.h1 = http.createServer(HTTP1_SERVER_OPTIONS, (req, res) => {
+      const refused = guardH1Request(req);
+      if (refused) {
+        writeH1Response(res, errorResponse(refused, false), { close: true });
+        req.resume();
+        return;
+      }
       const peer = (req.socket as PeerSocket)[PEER] ?? {};
       this.ingress.handleH1(req, res, peer, ctx.services.service);
     });
     this.h1.on('upgrade', (req: http.IncomingMessage, socket: PeerSocket, head: Buffer) => void this.onUpgrade(req, socket, head));
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket));
+    this.h1.on('connect', (_req, socket: tls.TLSSocket) => socket.end(rawError(new MeshError('BAD_REQUEST', 'CONNECT is refused'))));
 
     this.server = tls.createServer({
       ...this.tlsOptions(),
@@ -93,9 +105,30 @@ export class InboundListener {
     }
   }
 
+  /**
+   * Byte tunnels are authorized with the same engine as HTTP, on the verified identity only:
+   * TCP as method "TCP" and path "/", so rules naming HTTP methods or paths do not match it.
+   */
+  private tunnelAllowed(peer: Peer | undefined, method: string, path: string, headers: Record<string, string | string[] | undefined>): boolean {
+    const cfg = this.ctx.config();
+    if (!cfg) return false;
+    if (cfg.inboundAuthz.allowsEverything) return true;
+    const decision = cfg.inboundAuthz.evaluate({
+      sourceIdentity: peer?.identity, sourceService: peer?.service, method, path, headers,
+      port: cfg.clusters.get(this.ctx.services.service)?.config.port,
+    });
+    this.ctx.services.metrics.authzDecisions.labels({ policy: decision.policy ?? '-', action: decision.action, decision: decision.decision }).inc();
+    return decision.decision === 'allow';
+  }
+
   private async tunnelTcp(socket: PeerSocket): Promise<void> {
     socket.pause();
     const metrics = this.ctx.services.metrics;
+    if (!this.tunnelAllowed(socket[PEER], 'TCP', '/', {})) {
+      metrics.errors.labels({ direction: 'inbound', code: 'FORBIDDEN' }).inc();
+      socket.destroy();
+      return;
+    }
     try {
       const app = await this.ctx.services.app.connectRaw();
       metrics.tcpConnections.labels({ direction: 'inbound', peer: socket[PEER]?.service ?? 'unknown' }).inc();
@@ -103,6 +136,8 @@ export class InboundListener {
       this.ctx.drain.begin();
       splice(socket, app, () => {
         metrics.tcpActive.labels({ direction: 'inbound' }).dec();
+        // Counted on the cleartext app side: what the peer sent reached the app, and back.
+        metrics.observeTcpClose('inbound', socket[PEER]?.service ?? 'unknown', app.bytesWritten, app.bytesRead);
         this.ctx.drain.end();
       });
       socket.resume();
@@ -114,6 +149,24 @@ export class InboundListener {
 
   private async onUpgrade(req: http.IncomingMessage, socket: PeerSocket, head: Buffer): Promise<void> {
     const peer = socket[PEER];
+    if (isH2cUpgrade(req)) {
+      serveAsPlainRequest(req, socket, head, (r, res) => this.ingress.handleH1(r, res, peer ?? {}, this.ctx.services.service));
+      return;
+    }
+    let path: string;
+    try {
+      path = normaliseRequestPath(req.url ?? '/');
+    } catch {
+      socket.end(rawError(new MeshError('BAD_REQUEST', 'malformed path')));
+      return;
+    }
+    const q = path.indexOf('?');
+    if (!this.tunnelAllowed(peer, req.method ?? 'GET', q === -1 ? path : path.slice(0, q), req.headers)) {
+      this.ctx.services.metrics.errors.labels({ direction: 'inbound', code: 'FORBIDDEN' }).inc();
+      socket.end(rawError(new MeshError('FORBIDDEN', 'denied by authorization policy')));
+      return;
+    }
+    req.url = path;
     try {
       const app = await this.ctx.services.app.connectRaw();
       app.write(upgradeRequestHead(req, peer?.identity ? { [PEER_HEADER]: peer.identity } : {}));

@@ -17,6 +17,7 @@ import type { Direction, MeshRequest, MeshResponse, Next, Peer } from '../pipeli
 import type { CompiledConfig } from '../runtime/compiled-config.js';
 import type { ProxyServices } from '../runtime/services.js';
 import type { DrainState } from './drain.js';
+import { accessRecord } from '../access-log.js';
 
 export interface IngressOptions {
   direction: Direction;
@@ -94,10 +95,15 @@ export class HttpIngress {
   private run(req: MeshRequest, write: (response: MeshResponse, onDone: (bytes: number, err?: Error) => void) => void): void {
     const drain = this.opts.drain;
     drain.begin();
+    // Request body bytes from the downstream: paused first so counting never starts the flow early.
+    let requestBytes = 0;
+    req.body.pause();
+    req.body.on('data', (chunk: Buffer) => { requestBytes += chunk.length; });
+    const cfg = this.opts.config();
     let response: Promise<MeshResponse>;
     try {
       req.path = normaliseRequestPath(req.path); // once, every direction: what policies check is what is forwarded (authz/path.ts); bad → 400
-      const { chain, protocol } = this.chainFor(this.opts.config(), req.destination);
+      const { chain, protocol } = this.chainFor(cfg, req.destination);
       req.protocol = protocol;
       response = chain(req);
     } catch (err) {
@@ -109,15 +115,18 @@ export class HttpIngress {
         const meshErr = toMeshError(err);
         req.attrs.errorCode = meshErr.code;
         this.opts.services.metrics.errors.labels({ direction: req.direction, code: meshErr.code }).inc();
+        if (meshErr.code === 'UPSTREAM_TIMEOUT') this.opts.services.metrics.timeouts.labels({ direction: req.direction, destination: req.destination }).inc();
         req.body.resume();
         return errorResponse(meshErr, req.grpc);
       },
     ).then((resp) => {
-      write(resp, () => {
+      write(resp, (responseBytes) => {
         drain.end();
         const source = req.direction === 'inbound' ? (req.source.service ?? 'unknown') : this.opts.services.service;
         const destination = req.direction === 'inbound' ? this.opts.services.service : req.destination;
-        this.opts.services.metrics.observeRequest(req.direction, source, destination, req.attrs.route ?? 'default', resp.status, performance.now() - req.startedAt);
+        const latencyMs = performance.now() - req.startedAt;
+        this.opts.services.metrics.observeRequest(req.direction, source, destination, req.attrs.route ?? 'default', resp.status, latencyMs, requestBytes, responseBytes);
+        cfg?.accessLog?.log(accessRecord(req, { source, destination, status: resp.status, latencyMs, requestBytes, responseBytes, errorHeader: resp.headers['x-trellis-error'] }));
       });
     });
   }

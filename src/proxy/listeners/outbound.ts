@@ -12,6 +12,7 @@ import net from 'node:net';
 import { MeshError } from '../../api/errors.js';
 import { errorResponse } from '../http/error-response.js';
 import { writeH1Response } from '../http/response-writer.js';
+import { guardH1Request } from '../http/request-guard.js';
 import type { Peer } from '../pipeline/types.js';
 import type { CompiledConfig } from '../runtime/compiled-config.js';
 import type { ProxyServices } from '../runtime/services.js';
@@ -53,6 +54,8 @@ export class OutboundListener {
     this.h1 = http.createServer(HTTP1_SERVER_OPTIONS, (req, res) => this.onH1(req, res));
     this.h1.on('upgrade', (req, socket, head) => void this.onUpgrade(req, socket as net.Socket, head));
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket));
+    // CONNECT tunnels are never opened: the mesh carries named services, not arbitrary addresses.
+    this.h1.on('connect', (_req, socket: net.Socket) => socket.end(rawError(new MeshError('BAD_REQUEST', 'CONNECT is refused: name a mesh service'))));
     this.h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 }, maxSessionMemory: 32 });
     this.h2.on('session', (s) => { this.sessions.add(s); s.on('close', () => this.sessions.delete(s)); });
     this.h2.on('stream', (stream, headers) => {
@@ -86,6 +89,12 @@ export class OutboundListener {
   }
 
   private onH1(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const refused = guardH1Request(req);
+    if (refused) {
+      writeH1Response(res, errorResponse(refused, false), { close: true });
+      req.resume();
+      return;
+    }
     let path = req.url ?? '/';
     let authority = req.headers.host ?? '';
     if (!path.startsWith('/')) {
@@ -105,6 +114,11 @@ export class OutboundListener {
 
   /** WebSocket and other HTTP/1.1 upgrades ride a dedicated mTLS connection (ALPN http/1.1). */
   private async onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+    if (isH2cUpgrade(req)) {
+      // Never honoured: served as the plain HTTP/1.1 request it also is, Upgrade stripped.
+      serveAsPlainRequest(req, socket, head, (r, res) => this.onH1(r, res));
+      return;
+    }
     const dest = this.destination ?? serviceFromAuthority(req.headers.host ?? '');
     const cluster = this.ctx.config()?.clusters.get(dest);
     const ep = cluster?.balancer().pick({ now: performance.now() });
@@ -140,6 +154,7 @@ export class OutboundListener {
         splice(socket, upstream, () => {
           ep.inflight--;
           metrics.tcpActive.labels({ direction: 'outbound' }).dec();
+          metrics.observeTcpClose('outbound', backend.cluster.name, socket.bytesRead, socket.bytesWritten);
           this.ctx.drain.end();
         });
         socket.resume();
@@ -176,4 +191,21 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: net.Socket
   else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') meshErr = new MeshError('BAD_REQUEST', 'request timed out', { status: 408 });
   else meshErr = new MeshError('BAD_REQUEST', `malformed HTTP request (${code || err.message})`);
   socket.end(rawError(meshErr));
+}
+
+export function isH2cUpgrade(req: http.IncomingMessage): boolean {
+  return /(^|,)\s*h2c\s*(,|$)/i.test(String(req.headers.upgrade ?? ''));
+}
+
+/** Hands an upgrade request back to the normal request path on its socket, answering once and closing. */
+export function serveAsPlainRequest(
+  req: http.IncomingMessage, socket: net.Socket, head: Buffer,
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+): void {
+  if (head.length) socket.unshift(head);
+  const res = new http.ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.on('finish', () => socket.end());
+  handler(req, res);
 }

@@ -15,6 +15,8 @@ export interface BuildContext {
   readonly services: ProxyServices;
   /** This proxy's own service. */
   readonly self: string;
+  /** Every destination cluster of this version (filled before any rule filter is built). */
+  readonly clusters: ReadonlyMap<string, ClusterRuntime>;
 }
 
 /** Filters that apply to all traffic to one destination service (outbound) or to this instance (inbound). */

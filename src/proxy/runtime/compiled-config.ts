@@ -17,6 +17,8 @@ import { ClusterRuntime } from '../upstream/cluster.js';
 import type { Probe } from '../upstream/health-checker.js';
 import type { EndpointState } from '../upstream/endpoint-state.js';
 import type { ProxyServices } from './services.js';
+import { compileAuthz, type AuthzEngine } from '../authz/engine.js';
+import { buildAccessLogger, stdoutLineWriter, type AccessLogger } from '../access-log.js';
 
 export interface CompiledConfig {
   readonly version: string;
@@ -26,14 +28,18 @@ export interface CompiledConfig {
   /** The outbound chain for a destination service, or undefined when the mesh has no such service. */
   outbound(service: string): Next | undefined;
   readonly inbound: Next;
+  /** The same authorization engine the inbound HTTP chain uses, for byte tunnels (TCP, WebSocket upgrades). */
+  readonly inboundAuthz: AuthzEngine;
   /** Weighted TCP backends for a destination service (TCPRoute, else the service itself). */
   tcpBackend(service: string): Backend | undefined;
+  /** MeshConfig.accessLog of this version; undefined (nothing to do per request) when absent. */
+  readonly accessLog: AccessLogger | undefined;
   dispose(): void;
 }
 
 export function compileConfig(snapshot: Snapshot, services: ProxyServices, probeFor: (cluster: ClusterConfig) => Probe): CompiledConfig {
-  const ctx: BuildContext = { snapshot, services, self: services.service };
   const clusters = new Map<string, ClusterRuntime>();
+  const ctx: BuildContext = { snapshot, services, self: services.service, clusters };
   const live = new Set<EndpointState>();
   const liveAddresses = new Set<string>();
   try {
@@ -79,7 +85,9 @@ export function compileConfig(snapshot: Snapshot, services: ProxyServices, probe
 
     services.endpoints.retain(live);
     services.peers.retain(liveAddresses);
+    const inboundAuthz = compileAuthz(services.service, snapshot.authorizationPolicies, snapshot.meshConfig.authorization.default);
     return {
+      inboundAuthz,
       version: snapshot.version,
       snapshot,
       clusters,
@@ -87,6 +95,7 @@ export function compileConfig(snapshot: Snapshot, services: ProxyServices, probe
       outbound: (service) => outbound.get(service),
       inbound,
       tcpBackend: (service) => tcpPickers.get(service)?.pick(),
+      accessLog: buildAccessLogger(snapshot.meshConfig, () => stdoutLineWriter(() => services.metrics.accessLogDropped.inc())),
       dispose: () => { for (const c of clusters.values()) c.dispose(); },
     };
   } catch (err) {

@@ -7,6 +7,7 @@ import type { EndpointRegistry } from '../upstream/endpoint-registry.js';
 import type { ProxyMetrics } from '../metrics.js';
 import type { AppForwarder } from '../upstream/app-forwarder.js';
 import type { Logger } from '../../shared/log.js';
+import type { TraceExporters } from '../tracing/otlp-exporter.js';
 
 export interface ProxyServices {
   readonly service: string;
@@ -17,4 +18,6 @@ export interface ProxyServices {
   readonly metrics: ProxyMetrics;
   readonly app: AppForwarder;
   readonly log: Logger;
+  /** OTLP span exporters, one per endpoint, shared across config versions (flushed on shutdown). */
+  readonly traces: TraceExporters;
 }
