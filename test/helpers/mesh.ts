@@ -92,7 +92,7 @@ export async function waitForConfig(proxy: MeshProxy, predicate: (snapshot: any)
 }
 
 /** Applies resources and waits until `proxy` holds exactly those routes' specs. */
-export async function applyAndWait(cp: ControlPlaneRef, proxy: MeshProxy, resources: Array<{ kind: string; metadata: { name: string }; spec: unknown }>): Promise<void> {
+export async function applyAndWait(cp: ControlPlaneRef, proxy: MeshProxy, resources: Array<{ apiVersion?: string; kind: string; metadata: { name: string }; spec: unknown }>): Promise<void> {
   await client(cp).apply(resources as never);
   const field: Record<string, string> = { HTTPRoute: 'httpRoutes', TCPRoute: 'tcpRoutes', AuthorizationPolicy: 'authorizationPolicies', JWTAuthentication: 'jwtAuthentications' };
   for (const r of resources) {

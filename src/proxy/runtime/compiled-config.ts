@@ -52,9 +52,19 @@ export function compileConfig(snapshot: Snapshot, services: ProxyServices, probe
       }));
     }
 
+    // A route may still name a service that was deleted since: it gets an empty cluster, so its
+    // traffic answers 503 NO_HEALTHY_UPSTREAM rather than the whole config being refused.
+    for (const name of referencedServices(snapshot)) {
+      if (clusters.has(name)) continue;
+      services.log.warn('a route references a service that does not exist', { service: name });
+      const empty: ClusterConfig = { name, protocol: 'http', endpoints: [] };
+      clusters.set(name, new ClusterRuntime(empty, [], { probe: probeFor(empty) }));
+    }
+    const declared = new Set(Object.keys(snapshot.clusters));
+
     const routeTables = new Map<string, RouteTable>();
     const outbound = new Map<string, Next>();
-    for (const name of clusters.keys()) {
+    for (const name of declared) {
       const table = compileRouteTable(name, snapshot.httpRoutes);
       routeTables.set(name, table);
       const ruleChains = new Map<string, Next>();
@@ -77,7 +87,7 @@ export function compileConfig(snapshot: Snapshot, services: ProxyServices, probe
     const inbound = composeChain(inboundFilters, (req) => services.app.forward(req));
 
     const tcpPickers = new Map<string, WeightedPicker<Backend>>();
-    for (const name of clusters.keys()) {
+    for (const name of declared) {
       const route = snapshot.tcpRoutes.find((r) => r.spec.parentRefs.some((p) => p.name === name));
       const refs = route ? route.spec.rules.flatMap((rule) => rule.backendRefs) : undefined;
       tcpPickers.set(name, new WeightedPicker(resolveBackends(refs, name, clusters).map((b) => ({ item: b.backend, weight: b.weight }))));
@@ -111,4 +121,17 @@ function buildAll(builders: Array<() => HttpFilter | null>): HttpFilter[] {
     if (filter) out.push(filter);
   }
   return out;
+}
+
+/** Every service a route or mirror names as a backend. */
+function referencedServices(snapshot: Snapshot): Set<string> {
+  const names = new Set<string>();
+  for (const route of snapshot.httpRoutes) {
+    for (const rule of route.spec.rules) {
+      for (const ref of rule.backendRefs ?? []) names.add(ref.name);
+      for (const f of rule.filters ?? []) if (f.type === 'RequestMirror') names.add(f.requestMirror.backendRef.name);
+    }
+  }
+  for (const route of snapshot.tcpRoutes) for (const rule of route.spec.rules) for (const ref of rule.backendRefs) names.add(ref.name);
+  return names;
 }

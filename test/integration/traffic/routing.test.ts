@@ -131,6 +131,20 @@ describe('HTTP routing and splits', () => {
     const after = await load(caller.outbound.catalog!, 30, { concurrency: 3 });
     assert.equal(after.statuses[200], 30);
   });
+  it('keeps applying config when a route names a deleted service, answering 503 for that route', async () => {
+    await client(cp).apply([{ apiVersion: API, kind: 'Service', metadata: { name: 'retired' }, spec: { protocol: 'http' } }]);
+    await applyAndWait(cp, caller, [{
+      apiVersion: API, kind: 'HTTPRoute', metadata: { name: 'to-retired' },
+      spec: { parentRefs: [{ name: 'catalog' }], rules: [{ matches: [{ path: { type: 'Exact', value: '/retired' } }], backendRefs: [{ name: 'retired' }] }] },
+    }]);
+    await client(cp).delete('Service', 'retired');
+    const state = async () => (await (await fetch(`http://${caller.admin}/config`)).json()) as { lastNack: unknown; snapshot: { clusters: Record<string, unknown> } };
+    await eventually(async () => (await state()).snapshot.clusters.retired === undefined, 10_000, 'the service to disappear');
+    assert.equal((await state()).lastNack, null, 'the config was applied, not refused');
+    const { statuses } = await load(caller.outbound.catalog!, 3, { path: '/retired', concurrency: 1 });
+    assert.deepEqual(statuses, { 503: 3 });
+    assert.equal((await load(caller.outbound.catalog!, 3, { concurrency: 1 })).statuses[200], 3, 'other routes unaffected');
+  });
 });
 
 describe('TCPRoute splits', () => {
