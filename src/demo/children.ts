@@ -3,20 +3,9 @@
  * read through the JSON lines they print on stdout ({"event":"listening",...}, {"event":"ready"}).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-/** The repository root: the nearest ancestor of this file holding bin/trellis.js (works from dist/src/demo/). */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'bin', 'trellis.js'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot find bin/trellis.js above ' + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-}
+import { join } from 'node:path';
+import { repoRoot } from '../shared/repo-root.js';
+export { repoRoot };
 
 export interface Child {
   name: string;

@@ -5,22 +5,13 @@
  *   after(stopAll)  // in every suite that starts processes
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { repoRoot } from '../../src/shared/repo-root.js';
 
-/** The repository root: the nearest ancestor of this file holding bin/trellis.js (works from dist/test/...). */
-export const REPO_ROOT: string = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'bin', 'trellis.js'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot find bin/trellis.js above ' + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-})();
+/** The repository root (compiled files run from dist/test/...). */
+export const REPO_ROOT: string = repoRoot();
 export const TRELLIS_BIN = join(REPO_ROOT, 'bin', 'trellis.js');
 
 export interface StartProcessOptions {

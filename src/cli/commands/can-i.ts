@@ -7,6 +7,7 @@
  * the signature is NOT verified by can-i (it has no business fetching keys); the output says so.
  * Exit 0 when allowed, 1 when denied (403, 401 or 400 at the proxy), 2 when it could not tell.
  */
+import { collect, parseHeaders } from '../options.js';
 import { Option, type Command } from 'commander';
 import type { ResourceOf } from '../../api/schema/resources.js';
 import { DEFAULT_MESH_CONFIG } from '../../api/schema/resources.js';
@@ -36,20 +37,6 @@ export interface CanIResult {
   notes: string[];
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
-
-function parseHeaders(list: string[]): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const kv of list) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new Error(`--header "${kv}": use NAME=VALUE`);
-    const name = kv.slice(0, eq).trim().toLowerCase();
-    const value = kv.slice(eq + 1);
-    const prev = out[name];
-    out[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
-  }
-  return out;
-}
 
 export interface CanIInput {
   from: string; to: string; method: string; path: string;

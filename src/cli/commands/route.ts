@@ -7,6 +7,7 @@
  * built on the proxy's route table; authorization reuses can-i's decideCanI (the proxy's engine).
  * Exit 0 when a route matches, 1 when none does (404 NO_ROUTE, or 400 BAD_REQUEST), 2 on error.
  */
+import { collect, parseHeaders } from '../options.js';
 import { Option, type Command } from 'commander';
 import type { HTTPRouteFilter, HTTPRouteMatch, ResourceOf } from '../../api/schema/resources.js';
 import { DEFAULT_MESH_CONFIG } from '../../api/schema/resources.js';
@@ -28,20 +29,6 @@ export interface RouteAuthorization {
 
 export type RouteExplainResult = RouteExplanation & { from: string; authorization: RouteAuthorization[] };
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
-
-function parseHeaders(list: string[]): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const kv of list) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new Error(`--header "${kv}": use NAME=VALUE`);
-    const name = kv.slice(0, eq).trim().toLowerCase();
-    const value = kv.slice(eq + 1);
-    const prev = out[name];
-    out[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
-  }
-  return out;
-}
 
 const labels = (m: Record<string, string> | undefined) => (m && Object.keys(m).length ? Object.entries(m).map(([k, v]) => `${k}=${v}`).join(',') : '-');
 
