@@ -91,15 +91,26 @@ export async function waitForConfig(proxy: MeshProxy, predicate: (snapshot: any)
   }, timeoutMs, `${proxy.service} to hold ${what}`);
 }
 
-/** Applies resources and waits until `proxy` holds exactly those routes' specs. */
-export async function applyAndWait(cp: ControlPlaneRef, proxy: MeshProxy, resources: Array<{ apiVersion?: string; kind: string; metadata: { name: string }; spec: unknown }>): Promise<void> {
+/**
+ * Applies resources and waits until the proxies that should hold them do, by content (a version
+ * change alone may be another push): routes on every given proxy, policies on the given proxies of
+ * the service they target.
+ */
+export async function applyAndWait(
+  cp: ControlPlaneRef, proxies: MeshProxy | MeshProxy[],
+  resources: Array<{ apiVersion?: string; kind: string; metadata: { name: string }; spec: unknown }>,
+): Promise<void> {
   await client(cp).apply(resources as never);
+  const all = Array.isArray(proxies) ? proxies : [proxies];
   const field: Record<string, string> = { HTTPRoute: 'httpRoutes', TCPRoute: 'tcpRoutes', AuthorizationPolicy: 'authorizationPolicies', JWTAuthentication: 'jwtAuthentications' };
   for (const r of resources) {
     const list = field[r.kind];
     if (!list) continue;
-    await waitForConfig(proxy, (s) => (s[list] as Array<{ metadata: { name: string }; spec: unknown }>).some((x) =>
-      x.metadata.name === r.metadata.name && JSON.stringify(x.spec).length > 0 && sameSpec(x.spec, r.spec)), `${r.kind}/${r.metadata.name}`);
+    const target = (r.spec as { targetRef?: { name: string } }).targetRef?.name;
+    for (const proxy of all.filter((p) => target === undefined || p.service === target)) {
+      await waitForConfig(proxy, (s) => (s[list] as Array<{ metadata: { name: string }; spec: unknown }>).some((x) =>
+        x.metadata.name === r.metadata.name && sameSpec(x.spec, r.spec)), `${r.kind}/${r.metadata.name}`);
+    }
   }
 }
 

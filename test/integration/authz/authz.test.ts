@@ -9,7 +9,7 @@ import net from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { runCli, startControlPlane, stopAll } from '../../helpers/processes.js';
 import { httpGet, startHttpApp, type TestApp } from '../../helpers/apps.js';
-import { client, eventually, startMeshProxy, waitForEndpoints, type MeshProxy } from '../../helpers/mesh.js';
+import { applyAndWait as applyResourcesAndWait, client, startMeshProxy, waitForEndpoints, type MeshProxy } from '../../helpers/mesh.js';
 
 const API = 'trellis.dev/v1alpha1';
 const ISS = 'https://issuer.test';
@@ -46,16 +46,8 @@ describe('zero trust: authorization policies, JWT, can-i', () => {
   let privateKey: CryptoKey;
   let jwks: string;
 
-  async function applyAndWait(resources: unknown[]): Promise<void> {
-    await client(cp).apply(resources);
-    const version = Number((await client(cp).proxies()).version);
-    for (const p of [backend, jwtsvc]) {
-      await eventually(async () => {
-        const cfg = await (await fetch(`http://${p.admin}/config`)).json() as { version?: string };
-        return Number(cfg.version) >= version;
-      }, 10_000, `${p.service} to hold config version ${version}`);
-    }
-  }
+  const applyAndWait = (resources: Array<{ apiVersion: string; kind: string; metadata: { name: string }; spec: unknown }>) =>
+    applyResourcesAndWait(cp, [backend, jwtsvc], resources);
 
   const token = (claims: Record<string, unknown>, opts: { exp?: number } = {}) => {
     const now = Math.floor(Date.now() / 1000);

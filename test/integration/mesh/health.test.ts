@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startControlPlane, stopAll } from '../../helpers/processes.js';
 import { httpGet, startHttpApp, type TestApp } from '../../helpers/apps.js';
-import { client, eventually, startMeshProxy, waitForEndpoints, type MeshProxy } from '../../helpers/mesh.js';
+import { client, eventually, startMeshProxy, waitForConfig, waitForEndpoints, type MeshProxy } from '../../helpers/mesh.js';
 
 type Upstream = { address: string; healthy: boolean; ejected: boolean };
 
@@ -54,3 +54,47 @@ describe('active health checking', () => {
     assert.equal(sickEntry.ejected, false, 'taken out by the active check, not by failed requests');
   });
 });
+
+describe('passive outlier detection', () => {
+  const apps: TestApp[] = [];
+  let caller: MeshProxy;
+
+  before(async () => {
+    const cp = await startControlPlane();
+    const good = await startHttpApp('good');
+    const bad = await startHttpApp('bad');
+    const c = await startHttpApp('caller');
+    apps.push(good, bad, c);
+    await startMeshProxy(cp, { service: 'backend', app: good.address });
+    await startMeshProxy(cp, { service: 'backend', app: bad.address });
+    caller = await startMeshProxy(cp, { service: 'caller', app: c.address, outbound: ['backend'] });
+    await waitForEndpoints(caller, 'backend', 2);
+    await client(cp).apply([{
+      apiVersion: 'trellis.dev/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'backend-outlier' },
+      spec: { targetRef: { name: 'backend' }, outlierDetection: { consecutiveGatewayErrors: 2, baseEjectionTime: '30s', maxEjectionPercent: 50 } },
+    }]);
+    await waitForConfig(caller, (s) => s.clusters.backend?.trafficPolicy?.outlierDetection?.consecutiveGatewayErrors === 2, 'the outlier policy');
+  });
+
+  after(async () => {
+    await stopAll();
+    await Promise.all(apps.map((a) => a.close()));
+  });
+
+  it('ejects an instance whose app keeps failing, counts it, and stops sending to it', async () => {
+    // The instance's proxy stays up (the control plane still lists it); only its app is gone, so its
+    // proxy answers 503 UPSTREAM_CONNECT_FAILED: gateway errors for the caller.
+    await apps[1]!.close();
+    let failures = 0;
+    for (let i = 0; i < 10; i++) if ((await httpGet(caller.outbound.backend!, '/x')).status !== 200) failures++;
+    assert.equal(failures, 2, 'exactly consecutiveGatewayErrors failures before the ejection');
+    for (let i = 0; i < 20; i++) assert.equal((await httpGet(caller.outbound.backend!, '/y')).status, 200);
+    const metrics = await (await fetch(`http://${caller.admin}/metrics`)).text();
+    assert.match(metrics, /trellis_outlier_ejections_total\{[^}]*destination="backend"[^}]*\} 1\b/);
+    assert.ok((await upstreamsOf(caller)).some((u) => u.ejected), '/config shows the ejection');
+  });
+});
+
+async function upstreamsOf(proxy: MeshProxy): Promise<Upstream[]> {
+  return ((await (await fetch(`http://${proxy.admin}/config`)).json()) as { upstreams: Record<string, Upstream[]> }).upstreams.backend!;
+}

@@ -117,9 +117,5 @@ describe('mesh traffic (HTTP/1.1)', () => {
       else assert.equal(res.json().app, 'b1');
     }
     assert.equal(failures, 0, 'connect failures fail over to the healthy instance');
-    // Repeated connect failures ejected the dead instance (default outlier detection), visibly.
-    const metrics = await (await fetch(`http://${frontend.admin}/metrics`)).text();
-    const ejections = /trellis_outlier_ejections_total\{[^}]*destination="backend"[^}]*\} (\d+)/.exec(metrics);
-    assert.ok(ejections && Number(ejections[1]) >= 1, 'an outlier ejection is counted');
   });
 });
