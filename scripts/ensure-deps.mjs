@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 
 const NEEDS = {
   unit: [],
-  integration: [['prometheus', 'prometheus']],
+  integration: [['prometheus', 'prometheus'], ['nghttp2-client', 'h2load'], ['sslscan', 'sslscan']],
 };
 
 const suites = process.argv.slice(2);

@@ -7,6 +7,9 @@ import { registerDemo } from './commands/demo.js';
 import { registerCanI } from './commands/can-i.js';
 import { registerPrometheusConfig } from './commands/prometheus-config.js';
 import { registerRoute } from './commands/route.js';
+import { registerStat } from './commands/stat.js';
+import { registerProxyConfig } from './commands/proxy-config.js';
+import { registerCheck } from './commands/check.js';
 
 export function buildProgram(): Command {
   const program = new Command('trellis')
@@ -20,6 +23,9 @@ export function buildProgram(): Command {
   registerCanI(program);
   registerPrometheusConfig(program);
   registerRoute(program);
+  registerCheck(program);
+  registerStat(program);
+  registerProxyConfig(program);
   registerDemo(program);
   return program;
 }

@@ -115,6 +115,41 @@ export const StatusResponse = z.object({
 
 export const HealthResponse = z.object({ status: z.string() });
 
+/** One row of golden metrics (GET /api/v1/stats): a service, a route of a service, or an edge source → destination. */
+export const StatsRowView = z.object({
+  /** The destination service. */
+  service: z.string(),
+  /** The calling service (by=edge). */
+  source: z.string().optional(),
+  /** The route (by=route): `HTTPRoute name/rule`, or `default`. */
+  route: z.string().optional(),
+  /** Whose view the row comes from: the destination's proxies (inbound) or the callers' (outbound). */
+  direction: z.enum(['inbound', 'outbound']),
+  requests: z.number().int(),
+  successes: z.number().int(),
+  /** Requests per second over the window (or since stats started arriving, when shorter). */
+  rps: z.number(),
+  /** successes / requests; a success is status < 500 without a proxy error (x-trellis-error). */
+  successRate: z.number(),
+  /** Latency quantiles in ms, interpolated in the histogram bucket (LATENCY_BUCKETS_MS). */
+  latencyMs: z.object({ p50: z.number(), p95: z.number(), p99: z.number() }),
+});
+
+export const StatsResponse = z.object({
+  by: z.enum(['service', 'route', 'edge']),
+  /** The window asked for, e.g. 1m. */
+  window: z.string(),
+  windowMs: z.number().int(),
+  /** The span rates are computed over (shorter than the window right after the control plane started). */
+  coveredMs: z.number().int(),
+  service: z.string().optional(),
+  /** Control-plane time of the query (ISO). */
+  at: z.string(),
+  rows: z.array(StatsRowView),
+  /** Requests not counted: over a proxy's 1,000 rows per interval or the control plane's series bound. */
+  dropped: z.number().int(),
+});
+
 export type ErrorBody = z.infer<typeof ErrorBody>;
 export type ApplyRequest = z.infer<typeof ApplyRequest>;
 export type ApplyAction = z.infer<typeof ApplyAction>;
@@ -132,3 +167,5 @@ export type ServiceDescription = z.infer<typeof ServiceDescription>;
 export type ProxiesResponse = z.infer<typeof ProxiesResponse>;
 export type StatusResponse = z.infer<typeof StatusResponse>;
 export type HealthResponse = z.infer<typeof HealthResponse>;
+export type StatsRowView = z.infer<typeof StatsRowView>;
+export type StatsResponse = z.infer<typeof StatsResponse>;

@@ -13,6 +13,7 @@ import { PrometheusMetrics } from './adapters/metrics/prometheus.js';
 import { SnapshotCompiler } from './core/compiler.js';
 import { IdentityService } from './core/identity.js';
 import { ProxyTracker } from './core/proxies.js';
+import { GoldenMetrics } from './core/golden-metrics.js';
 import { MeshQueries } from './core/queries.js';
 import { Registry, DEFAULT_INSTANCE_GRACE_MS } from './core/registry.js';
 import { ResourceService } from './core/resource-service.js';
@@ -102,7 +103,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
         return xds.advertisedAddress;
       },
     });
-    xds = new XdsServer({ identity, tokens, registry, compiler, proxies, metrics, log: log.child({ component: 'xds' }), ...(opts.xdsOptions ? { options: opts.xdsOptions } : {}) });
+    const stats = new GoldenMetrics();
+    xds = new XdsServer({ identity, tokens, registry, compiler, proxies, metrics, stats, log: log.child({ component: 'xds' }), ...(opts.xdsOptions ? { options: opts.xdsOptions } : {}) });
     const xdsServer = xds;
     const xdsAddress = await xdsServer.listen(xdsAddr.host, xdsAddr.port);
     cleanups.push(() => xdsServer.close());
@@ -116,7 +118,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     const queries = new MeshQueries(store, registry, proxies, opts.trustDomain, () => compiler.currentVersion);
     let ready = false;
     const api = new ApiServer({
-      resources, tokens, queries, metrics, adminToken, log: log.child({ component: 'api' }),
+      resources, tokens, queries, metrics, adminToken, stats, log: log.child({ component: 'api' }),
       ready: () => ready,
       status: () => ({
         version: compiler.currentVersion,

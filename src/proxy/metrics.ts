@@ -3,9 +3,11 @@
  * Handles for hot-path series are resolved once per (labels) and cached.
  */
 import client from 'prom-client';
+import { LATENCY_BUCKETS_MS } from '../api/latency-buckets.js';
+import { StatsAggregator } from './stats.js';
 
 // Dense enough between 1ms and 5s for p50…p99.9 (histogram_quantile interpolates inside a bucket).
-export const LATENCY_BUCKETS_MS = [1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000];
+export { LATENCY_BUCKETS_MS };
 
 export class ProxyMetrics {
   readonly registry = new client.Registry();
@@ -71,10 +73,14 @@ export class ProxyMetrics {
     this.spansDropped = new client.Counter({ name: 'trellis_spans_dropped_total', help: 'Spans not exported: queue_full (export queue at its bound), export_failed (OTLP endpoint error or timeout), shutdown', labelNames: ['reason'], registers: r });
   }
 
+  /** Golden-metrics aggregates sent to the control plane every stats interval (proxy/stats.ts). */
+  readonly stats = new StatsAggregator();
+
   private readonly requestHandles = new Map<string, { count: client.Counter.Internal; latency: client.Histogram.Internal<string>; reqBytes: client.Counter.Internal; respBytes: client.Counter.Internal }>();
 
   /** Records one finished request; label handles are cached per label combination. */
-  observeRequest(direction: string, source: string, destination: string, route: string, status: number, ms: number, requestBytes = 0, responseBytes = 0): void {
+  observeRequest(direction: string, source: string, destination: string, route: string, status: number, ms: number, requestBytes = 0, responseBytes = 0, proxyError = false): void {
+    if (direction === 'inbound' || direction === 'outbound') this.stats.record(direction, source, destination, route, status < 500 && !proxyError, ms);
     const classification = status >= 500 ? 'failure' : 'success';
     const key = `${direction}|${source}|${destination}|${route}|${status}`;
     let h = this.requestHandles.get(key);

@@ -22,8 +22,9 @@ import { WorkloadIdentity, certNotAfter } from './identity/workload-identity.js'
 import { createAdminServer } from './listeners/admin.js';
 import { DrainState } from './listeners/drain.js';
 import { InboundListener } from './listeners/inbound.js';
-import { OutboundListener } from './listeners/outbound.js';
+import { DEFAULT_HTTP1_TIMEOUTS, OutboundListener } from './listeners/outbound.js';
 import { ProxyMetrics } from './metrics.js';
+import { statsIntervalFromEnv } from './stats.js';
 import { makeProbe } from './health-probe.js';
 import { compileConfig, type CompiledConfig } from './runtime/compiled-config.js';
 import type { ProxyServices } from './runtime/services.js';
@@ -47,6 +48,9 @@ export interface ProxyOptions {
   admin: string;
   controlPlane?: string;
   drainTimeoutMs: number;
+  /** HTTP/1.1 slowloris bounds (`--header-timeout`, `--request-timeout`); defaults 20s / 300s. */
+  headerTimeoutMs?: number;
+  requestTimeoutMs?: number;
   onListening?: (name: string, address: string) => void;
 }
 
@@ -70,6 +74,13 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   if (!isLoopbackHost(adminAddr.host)) throw new Error(`--admin must be a loopback address (got ${opts.admin})`);
   const appAddr = parseHostPort(opts.app, '--app');
   const inboundAddr = parseHostPort(opts.inbound, '--inbound');
+  const http1Timeouts = {
+    headersTimeoutMs: opts.headerTimeoutMs ?? DEFAULT_HTTP1_TIMEOUTS.headersTimeoutMs,
+    requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULT_HTTP1_TIMEOUTS.requestTimeoutMs,
+  };
+  if (!(http1Timeouts.headersTimeoutMs > 0) || http1Timeouts.requestTimeoutMs < http1Timeouts.headersTimeoutMs) {
+    throw new Error('--header-timeout must be > 0 and no longer than --request-timeout');
+  }
 
   const cp = new ControlPlaneClient(opts.controlPlane ?? claims.controlPlane, claims.trustDomain, claims.caPin);
   await retryUntilReachable(() => cp.fetchPinnedCa(), log);
@@ -153,7 +164,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   });
   announce('admin', await listen(admin, adminAddr));
 
-  const inbound = new InboundListener({ services, identity, config, drain, protocol: opts.protocol });
+  const inbound = new InboundListener({ services, identity, config, drain, protocol: opts.protocol, http1Timeouts });
   announce('inbound', await listen(inbound.server, inboundAddr));
 
   const credentials = () => ({ keyPem: identity.current.keyPem, certPem: identity.current.certPem });
@@ -166,18 +177,22 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
 
   const listeners: net.Server[] = [admin, inbound.server];
   for (const out of opts.outbound) {
-    const listener = new OutboundListener({ services, config, drain }, out.service);
+    const listener = new OutboundListener({ services, config, drain, http1Timeouts }, out.service);
     announce(`outbound:${out.service}`, await listen(listener.server, parseHostPort(out.address, '--outbound')));
     listeners.push(listener.server);
   }
   if (opts.httpProxy) {
-    const listener = new OutboundListener({ services, config, drain }, undefined);
+    const listener = new OutboundListener({ services, config, drain, http1Timeouts }, undefined);
     announce('http-proxy', await listen(listener.server, parseHostPort(opts.httpProxy, '--http-proxy')));
     listeners.push(listener.server);
   }
   ready = true;
 
   const renewal = scheduleRenewal(identity, cp, xds, metrics, log);
+  // Golden metrics for the control plane (`trellis stat`/`top`): one stats message per interval.
+  const sendStats = () => { const msg = metrics.stats.flush(); if (msg) xds!.send(msg); };
+  const statsTimer = setInterval(sendStats, statsIntervalFromEnv());
+  statsTimer.unref();
 
   let closedResolve!: () => void;
   const closed = new Promise<void>((resolve) => { closedResolve = resolve; });
@@ -187,6 +202,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       log.info('draining', { inflight: drain.inflight, timeoutMs: opts.drainTimeoutMs });
       ready = false;
       renewal.stop();
+      clearInterval(statsTimer);
+      sendStats();
       await xds!.goodbye();
       // Keep serving normally while the deregistration reaches callers, so none of them sends a
       // new request into a GOAWAY; then stop accepting and wait for what is in flight.

@@ -5,15 +5,15 @@
 import type { Kind, Resource } from '../api/schema/resources.js';
 import type {
   ApplyResponse, ApplyResult, DeleteResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
-  ServiceDescription, ServiceSummary, StatusResponse, TokenResponse,
+  ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TokenResponse,
 } from '../control-plane/contract.js';
 import { resolveKind } from '../control-plane/core/kinds.js';
 
 export type {
   ApplyResponse, ApplyResult, DeleteResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
-  ServiceDescription, ServiceSummary, StatusResponse, TokenResponse,
+  ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TokenResponse,
 };
-export type { InstanceView, ProxyState, NackInfo, ApplyAction } from '../control-plane/contract.js';
+export type { InstanceView, ProxyState, NackInfo, ApplyAction, StatsRowView } from '../control-plane/contract.js';
 export { resolveKind };
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:15000';
@@ -99,6 +99,39 @@ export class TrellisClient {
 
   async proxies(): Promise<ProxiesResponse> {
     return this.request<ProxiesResponse>('GET', '/api/v1/proxies');
+  }
+
+  /**
+   * Golden metrics gathered from the proxies: per service (default; the destination's inbound view),
+   * per route (callers' outbound view) or per edge, over `window` (default 1m, at most 15m).
+   */
+  async stats(opts: { service?: string; window?: string; by?: 'service' | 'route' | 'edge' } = {}): Promise<StatsResponse> {
+    const q = new URLSearchParams();
+    if (opts.service) q.set('service', opts.service);
+    if (opts.window) q.set('window', opts.window);
+    if (opts.by) q.set('by', opts.by);
+    const qs = q.toString();
+    return this.request<StatsResponse>('GET', `/api/v1/stats${qs ? `?${qs}` : ''}`);
+  }
+
+  /**
+   * The control plane's clock, from the Date header of GET /healthz, with the local time the
+   * request was sent and answered (ms) so callers can bound the skew.
+   */
+  async serverTime(): Promise<{ serverDate: Date | undefined; sentAt: number; receivedAt: number }> {
+    const sentAt = Date.now();
+    let res: Response;
+    try {
+      res = await this.fetchImpl(this.baseUrl + '/healthz', { headers: this.token ? { authorization: `Bearer ${this.token}` } : {}, signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new TrellisApiError(0, 'UNREACHABLE', `cannot reach the control plane API at ${this.baseUrl}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    }
+    const receivedAt = Date.now();
+    await res.text();
+    const header = res.headers.get('date');
+    const parsed = header ? new Date(header) : undefined;
+    return { serverDate: parsed && !Number.isNaN(parsed.getTime()) ? parsed : undefined, sentAt, receivedAt };
   }
 
   async status(): Promise<StatusResponse> {

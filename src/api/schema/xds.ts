@@ -6,10 +6,13 @@
  *                          -> CertificateResponse
  *   POST /v1/stream        (client certificate required) a bidirectional NDJSON stream:
  *                          proxy -> ProxyMessage, control plane -> ServerMessage.
+ *                          Every TRELLIS_STATS_INTERVAL_MS (default 5s) the proxy sends a `stats` message:
+ *                          per-interval golden-metrics aggregates (src/proxy/stats.ts).
  */
 import { z } from 'zod';
 import { LabelMap, Name, Protocol } from './common.js';
 import { Snapshot } from './snapshot.js';
+import { LATENCY_BUCKETS_MS } from '../latency-buckets.js';
 
 export const XDS_PATHS = { ca: '/v1/ca', certificates: '/v1/certificates', stream: '/v1/stream' } as const;
 
@@ -39,12 +42,39 @@ export const InstanceInfo = z.object({
   adminAddress: z.string().min(1).optional(),
 }).strict();
 
+/** Most rows one stats message carries (one per direction, source, destination, route). */
+export const MAX_STATS_ROWS = 1000;
+
+/**
+ * Golden-metrics aggregate of one interval for one (direction, source, destination, route).
+ * `latency[i]` counts requests with latency ≤ LATENCY_BUCKETS_MS[i] (and above the previous bound);
+ * the last element counts those above the last bound.
+ */
+export const StatsRow = z.object({
+  direction: z.enum(['inbound', 'outbound']),
+  source: z.string().min(1).max(253),
+  destination: z.string().min(1).max(253),
+  route: z.string().min(1).max(512),
+  requests: z.number().int().nonnegative(),
+  /** Status < 500 and no x-trellis-error (no proxy-generated error). */
+  successes: z.number().int().nonnegative(),
+  latency: z.array(z.number().int().nonnegative()).max(LATENCY_BUCKETS_MS.length + 1),
+}).strict();
+
 export const ProxyMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hello'), instance: InstanceInfo, lastVersion: z.string().optional(), certNotAfter: z.string().optional() }).strict(),
   z.object({ type: z.literal('ack'), version: z.string() }).strict(),
   z.object({ type: z.literal('nack'), version: z.string(), error: z.string() }).strict(),
   z.object({ type: z.literal('cert'), notAfter: z.string() }).strict(),
   z.object({ type: z.literal('goodbye') }).strict(),
+  z.object({
+    type: z.literal('stats'),
+    /** The interval the rows cover, Unix ms on the proxy's clock. */
+    window: z.object({ start: z.number().int().nonnegative(), end: z.number().int().nonnegative() }).strict(),
+    rows: z.array(StatsRow).max(MAX_STATS_ROWS),
+    /** Requests not counted in this interval because it already had MAX_STATS_ROWS keys. */
+    dropped: z.number().int().nonnegative().optional(),
+  }).strict(),
 ]);
 
 export const ServerMessage = z.discriminatedUnion('type', [
@@ -57,5 +87,7 @@ export type CertificateRequest = z.infer<typeof CertificateRequest>;
 export type CertificateResponse = z.infer<typeof CertificateResponse>;
 export type InstanceInfo = z.infer<typeof InstanceInfo>;
 export type ProxyMessage = z.infer<typeof ProxyMessage>;
+export type StatsRow = z.infer<typeof StatsRow>;
+export type StatsMessage = Extract<ProxyMessage, { type: 'stats' }>;
 export type ServerMessage = z.infer<typeof ServerMessage>;
 export { Snapshot };

@@ -42,6 +42,8 @@ export function registerProxy(program: Command): void {
     .option('--admin <host:port>', 'admin listener, loopback only: /ready /metrics /config /drain', '127.0.0.1:0')
     .option('--control-plane <host:port>', 'override the control plane xDS address carried by the token')
     .option('--drain-timeout <duration>', 'how long SIGTERM waits for in-flight requests', '15s')
+    .option('--header-timeout <duration>', 'HTTP/1.1: the request head must arrive within this (408 + close)', '20s')
+    .option('--request-timeout <duration>', 'HTTP/1.1: the whole request, body included, must arrive within this (408 + close)', '300s')
     .action(async (o) => {
       const token = readFileSync(o.tokenFile, 'utf8').trim();
       // Signals before the proxy is up end it at once; after, they drain it.
@@ -61,6 +63,8 @@ export function registerProxy(program: Command): void {
         admin: o.admin,
         controlPlane: o.controlPlane,
         drainTimeoutMs: parseDuration(o.drainTimeout),
+        headerTimeoutMs: parseDuration(o.headerTimeout),
+        requestTimeoutMs: parseDuration(o.requestTimeout),
         onListening: announceListening,
       });
       shutdown = proxy.shutdown;

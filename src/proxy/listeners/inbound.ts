@@ -16,10 +16,10 @@ import type { ProxyServices } from '../runtime/services.js';
 import { ALPN_H1, ALPN_H2, ALPN_TCP } from '../upstream/peer-pool.js';
 import type { DrainState } from './drain.js';
 import { HttpIngress } from './ingress.js';
-import { HTTP1_SERVER_OPTIONS, answerClientError, isH2cUpgrade, rawError, serveAsPlainRequest } from './outbound.js';
+import { answerClientError, armHttp1Timeouts, h2ServerOptions, http1ServerOptions, type Http1Timeouts, isH2cUpgrade, rawError, serveAsPlainRequest } from './outbound.js';
 import { MeshError } from '../../api/errors.js';
 import { normaliseRequestPath } from '../authz/path.js';
-import { guardH1Request } from '../http/request-guard.js';
+import { afterHeadParsed, guardH1Request } from '../http/request-guard.js';
 import { errorResponse } from '../http/error-response.js';
 import { writeH1Response } from '../http/response-writer.js';
 import { splice, upgradeRequestHead } from './tunnel.js';
@@ -34,6 +34,7 @@ export interface InboundContext {
   config: () => CompiledConfig | undefined;
   drain: DrainState;
   protocol: Protocol;
+  http1Timeouts?: Http1Timeouts;
 }
 
 export class InboundListener {
@@ -45,13 +46,13 @@ export class InboundListener {
 
   constructor(private readonly ctx: InboundContext) {
     this.ingress = new HttpIngress({ direction: 'inbound', services: ctx.services, config: ctx.config, drain: ctx.drain, selfProtocol: ctx.protocol });
-    this.h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000, initialWindowSize: 1 << 20 }, maxSessionMemory: 64 });
+    this.h2 = http2.createServer(h2ServerOptions(64, { initialWindowSize: 1 << 20 }));
     this.h2.on('session', (s) => { this.sessions.add(s); s.on('close', () => this.sessions.delete(s)); });
     this.h2.on('stream', (stream, headers) => {
       const peer = (stream.session?.socket as PeerSocket | undefined)?.[PEER] ?? {};
       this.ingress.handleH2(stream, headers, peer, ctx.services.service);
     });
-    this.h1 = http.createServer(HTTP1_SERVER_OPTIONS, (req, res) => {
+    this.h1 = http.createServer(http1ServerOptions(ctx.http1Timeouts), (req, res) => {
       const refused = guardH1Request(req);
       if (refused) {
         writeH1Response(res, errorResponse(refused, false), { close: true });
@@ -59,8 +60,9 @@ export class InboundListener {
         return;
       }
       const peer = (req.socket as PeerSocket)[PEER] ?? {};
-      this.ingress.handleH1(req, res, peer, ctx.services.service);
+      afterHeadParsed(req, () => this.ingress.handleH1(req, res, peer, ctx.services.service));
     });
+    armHttp1Timeouts(this.h1);
     this.h1.on('upgrade', (req: http.IncomingMessage, socket: PeerSocket, head: Buffer) => void this.onUpgrade(req, socket, head));
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket));
     this.h1.on('connect', (_req, socket: tls.TLSSocket) => socket.end(rawError(new MeshError('BAD_REQUEST', 'CONNECT is refused'))));

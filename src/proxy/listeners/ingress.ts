@@ -125,7 +125,7 @@ export class HttpIngress {
         const source = req.direction === 'inbound' ? (req.source.service ?? 'unknown') : this.opts.services.service;
         const destination = req.direction === 'inbound' ? this.opts.services.service : req.destination;
         const latencyMs = performance.now() - req.startedAt;
-        this.opts.services.metrics.observeRequest(req.direction, source, destination, req.attrs.route ?? 'default', resp.status, latencyMs, requestBytes, responseBytes);
+        this.opts.services.metrics.observeRequest(req.direction, source, destination, req.attrs.route ?? 'default', resp.status, latencyMs, requestBytes, responseBytes, req.attrs.errorCode !== undefined || resp.headers['x-trellis-error'] !== undefined);
         cfg?.accessLog?.log(accessRecord(req, { source, destination, status: resp.status, latencyMs, requestBytes, responseBytes, errorHeader: resp.headers['x-trellis-error'] }));
       });
     });

@@ -12,7 +12,7 @@ import net from 'node:net';
 import { MeshError } from '../../api/errors.js';
 import { errorResponse } from '../http/error-response.js';
 import { writeH1Response } from '../http/response-writer.js';
-import { guardH1Request } from '../http/request-guard.js';
+import { afterHeadParsed, guardH1Request } from '../http/request-guard.js';
 import type { Peer } from '../pipeline/types.js';
 import type { CompiledConfig } from '../runtime/compiled-config.js';
 import type { ProxyServices } from '../runtime/services.js';
@@ -23,20 +23,61 @@ import { splice, upgradeRequestHead } from './tunnel.js';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
-/** HTTP servers shared by the outbound listeners (connections are handed to them after sniffing). */
-export const HTTP1_SERVER_OPTIONS: http.ServerOptions = {
-  maxHeaderSize: 60 * 1024,
-  requireHostHeader: true,
-  keepAliveTimeout: 65_000,
-  headersTimeout: 20_000,
-  requestTimeout: 300_000,
-  insecureHTTPParser: false,
-};
+/** Slowloris bounds of the HTTP/1.1 servers (`--header-timeout`, `--request-timeout`). */
+export interface Http1Timeouts {
+  /** Whole request head must arrive within this (408 + close otherwise). Default 20s. */
+  headersTimeoutMs: number;
+  /** Whole request, body included, must arrive within this (408 + close otherwise). Default 300s. */
+  requestTimeoutMs: number;
+}
+export const DEFAULT_HTTP1_TIMEOUTS: Http1Timeouts = { headersTimeoutMs: 20_000, requestTimeoutMs: 300_000 };
+
+/** HTTP/1.1 server options shared by every listener (connections are handed to them after sniffing/TLS). */
+export function http1ServerOptions(t: Http1Timeouts = DEFAULT_HTTP1_TIMEOUTS): http.ServerOptions {
+  return {
+    maxHeaderSize: 60 * 1024,
+    requireHostHeader: true,
+    keepAliveTimeout: 65_000,
+    headersTimeout: t.headersTimeoutMs,
+    requestTimeout: t.requestTimeoutMs,
+    // Node checks both timeouts on this period (default 30s): keep it well under the shorter one.
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(t.headersTimeoutMs, t.requestTimeoutMs) / 4))),
+    insecureHTTPParser: false,
+  };
+}
+export const HTTP1_SERVER_OPTIONS: http.ServerOptions = http1ServerOptions();
+
+/**
+ * Node starts the periodic headersTimeout/requestTimeout check when a server emits 'listening'. The
+ * proxy's HTTP servers never listen (connections are handed to them after sniffing or TLS), so
+ * without this the slowloris bounds were never enforced. Arms the check; returns the server.
+ */
+export function armHttp1Timeouts<T extends http.Server>(server: T): T {
+  server.emit('listening');
+  return server;
+}
+
+/**
+ * Explicit HTTP/2 server bounds (docs/security.md). nghttp2 refuses streams over
+ * maxConcurrentStreams with RST_STREAM(REFUSED_STREAM); Node ends a session with GOAWAY after
+ * maxSessionRejectedStreams refusals or maxSessionInvalidFrames invalid frames; header blocks over
+ * maxHeaderListSize are refused (431 / RST_STREAM) and CONTINUATION floods end the session (nghttp2 ≥ 1.61).
+ */
+export function h2ServerOptions(maxSessionMemoryMb: number, settings: http2.Settings = {}): http2.ServerOptions {
+  return {
+    settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 64 * 1024, ...settings },
+    maxSessionMemory: maxSessionMemoryMb,
+    maxHeaderListPairs: 128,
+    maxSessionRejectedStreams: 100,
+    maxSessionInvalidFrames: 1000,
+  };
+}
 
 export interface OutboundContext {
   services: ProxyServices;
   config: () => CompiledConfig | undefined;
   drain: DrainState;
+  http1Timeouts?: Http1Timeouts;
 }
 
 export class OutboundListener {
@@ -51,12 +92,12 @@ export class OutboundListener {
   constructor(private readonly ctx: OutboundContext, private readonly destination: string | undefined) {
     this.self = { service: ctx.services.service, identity: ctx.services.spiffeId };
     this.ingress = new HttpIngress({ direction: 'outbound', services: ctx.services, config: ctx.config, drain: ctx.drain, selfProtocol: 'http' });
-    this.h1 = http.createServer(HTTP1_SERVER_OPTIONS, (req, res) => this.onH1(req, res));
+    this.h1 = armHttp1Timeouts(http.createServer(http1ServerOptions(ctx.http1Timeouts), (req, res) => this.onH1(req, res)));
     this.h1.on('upgrade', (req, socket, head) => void this.onUpgrade(req, socket as net.Socket, head));
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket));
     // CONNECT tunnels are never opened: the mesh carries named services, not arbitrary addresses.
     this.h1.on('connect', (_req, socket: net.Socket) => socket.end(rawError(new MeshError('BAD_REQUEST', 'CONNECT is refused: name a mesh service'))));
-    this.h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 }, maxSessionMemory: 32 });
+    this.h2 = http2.createServer(h2ServerOptions(32));
     this.h2.on('session', (s) => { this.sessions.add(s); s.on('close', () => this.sessions.delete(s)); });
     this.h2.on('stream', (stream, headers) => {
       const dest = this.destination ?? serviceFromAuthority(String(headers[':authority'] ?? ''));
@@ -109,7 +150,7 @@ export class OutboundListener {
       authority = url.host;
     }
     const dest = this.destination ?? serviceFromAuthority(authority);
-    this.ingress.handleH1(req, res, this.self, dest, path, authority || dest);
+    afterHeadParsed(req, () => this.ingress.handleH1(req, res, this.self, dest, path, authority || dest));
   }
 
   /** WebSocket and other HTTP/1.1 upgrades ride a dedicated mTLS connection (ALPN http/1.1). */
@@ -185,6 +226,9 @@ export function rawError(err: MeshError): string {
 /** Malformed HTTP/1.1 from a client: a clear 400/413/431 and the connection closed. */
 export function answerClientError(err: NodeJS.ErrnoException, socket: net.Socket | import('node:stream').Duplex): void {
   if (!socket.writable) { socket.destroy(); return; }
+  // A response already under way (a guard's refusal, or a slow body cut by requestTimeout): never
+  // interleave a second one; flush what was written and close.
+  if ((socket as { _httpMessage?: { _headerSent?: boolean } })._httpMessage?._headerSent === true) { socket.end(); return; }
   const code = err.code ?? '';
   let meshErr: MeshError;
   if (code === 'HPE_HEADER_OVERFLOW') meshErr = new MeshError('REQUEST_TOO_LARGE', 'request headers too large', { status: 431 });

@@ -1,32 +1,14 @@
 /**
- * Hostile HTTP/1.1 at the local listeners: each vector is sent on a raw socket; the proxy must answer
- * 4xx with `Connection: close` (or close) and forward nothing to the backend.
+ * Hostile HTTP/1.1 at every HTTP/1.1 listener — outbound, http-proxy, and inbound (mTLS with a client
+ * certificate forged from the test's own CA, ALPN http/1.1): each vector is sent on a raw socket; the
+ * proxy must answer 4xx with `Connection: close` (or close) and forward nothing to the backend.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { startControlPlane, stopAll } from '../../helpers/processes.js';
+import { stopAll } from '../../helpers/processes.js';
+import { inboundTarget, rawHttp, startControlPlaneWithOwnCa, type Target } from '../../helpers/hostile.js';
 import { startHttpApp, type TestApp } from '../../helpers/apps.js';
 import { startMeshProxy, waitForEndpoints, type MeshProxy } from '../../helpers/mesh.js';
-
-/** Writes raw bytes, returns the status line and headers of the first response ('' when closed without one). */
-function raw(address: string, payload: string | Buffer): Promise<{ status: number; head: string }> {
-  const [host, port] = [address.split(':')[0], Number(address.split(':')[1])];
-  return new Promise((resolve) => {
-    const s = net.connect(port, host);
-    let data = '';
-    const done = () => {
-      const head = data.split('\r\n\r\n')[0] ?? '';
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(head);
-      resolve({ status: m ? Number(m[1]) : 0, head: head.toLowerCase() });
-    };
-    s.on('connect', () => s.write(payload));
-    s.on('data', (d) => { data += d.toString('latin1'); if (data.includes('\r\n\r\n')) { s.destroy(); } });
-    s.on('close', done);
-    s.on('error', () => {});
-    s.setTimeout(5000, () => s.destroy());
-  });
-}
 
 const VECTORS: Array<[string, string | Buffer, number[]]> = [
   ['Content-Length with Transfer-Encoding', 'POST / HTTP/1.1\r\nHost: backend\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', [400]],
@@ -47,19 +29,25 @@ const VECTORS: Array<[string, string | Buffer, number[]]> = [
   ['CONNECT to a host outside the mesh', 'CONNECT 10.0.0.1:443 HTTP/1.1\r\nHost: 10.0.0.1:443\r\n\r\n', [400, 403, 405]],
 ];
 
-describe('hostile HTTP/1.1 at the outbound listener', () => {
+const LISTENERS = ['outbound', 'http-proxy', 'inbound'] as const;
+
+describe('hostile HTTP/1.1 at every listener', () => {
   const apps: TestApp[] = [];
   let caller: MeshProxy;
   let backendApp: TestApp;
+  const targets: Record<string, Target> = {};
 
   before(async () => {
-    const cp = await startControlPlane();
+    const { cp, ca } = await startControlPlaneWithOwnCa();
     backendApp = await startHttpApp('backend');
     const c = await startHttpApp('caller');
     apps.push(backendApp, c);
-    await startMeshProxy(cp, { service: 'backend', app: backendApp.address });
+    const backend = await startMeshProxy(cp, { service: 'backend', app: backendApp.address });
     caller = await startMeshProxy(cp, { service: 'caller', app: c.address, outbound: ['backend'], httpProxy: true });
     await waitForEndpoints(caller, 'backend', 1);
+    targets.outbound = { name: 'outbound', address: caller.outbound.backend! };
+    targets['http-proxy'] = { name: 'http-proxy', address: caller.httpProxy! };
+    targets.inbound = await inboundTarget('inbound', backend.inbound, ca, 'http/1.1');
   });
 
   after(async () => {
@@ -67,29 +55,43 @@ describe('hostile HTTP/1.1 at the outbound listener', () => {
     await Promise.all(apps.map((a) => a.close()));
   });
 
-  for (const [what, payload, statuses] of VECTORS) {
-    it(`refuses ${what}`, async () => {
+  it('serves a well-formed request on every listener (the vectors below are refused, not the listener)', async () => {
+    for (const name of LISTENERS) {
+      const res = await rawHttp(targets[name]!, 'GET /ok HTTP/1.1\r\nHost: backend\r\nConnection: close\r\n\r\n');
+      assert.equal(res.status, 200, `${name}: ${res.head}`);
+    }
+  });
+
+  for (const listener of LISTENERS) {
+    for (const [what, payload, statuses] of VECTORS) {
+      it(`${listener}: refuses ${what}`, async () => {
+        const seen = backendApp.seen.length;
+        const res = await rawHttp(targets[listener]!, payload);
+        assert.ok(statuses.includes(res.status), `${what}: got ${res.status || 'no response'}: ${res.head.slice(0, 200)}`);
+        assert.match(res.head, /connection: close/);
+        // A well-formed request after it, through the same listener and peer session: anything the
+        // hostile one had let through would reach the backend first (no sleep needed).
+        const sentinel = await rawHttp(targets[listener]!, `GET /sentinel HTTP/1.1\r\nHost: backend\r\nConnection: close\r\n\r\n`);
+        assert.equal(sentinel.status, 200);
+        const reached = backendApp.seen.slice(seen).map((r) => `${r.method} ${r.path}`);
+        assert.deepEqual(reached, ['GET /sentinel'], 'nothing but the sentinel reached the backend');
+      });
+    }
+
+    it(`${listener}: never honours Upgrade: h2c and strips hop-by-hop headers`, async () => {
       const seen = backendApp.seen.length;
-      const res = await raw(caller.outbound.backend!, payload);
-      assert.ok(statuses.includes(res.status), `${what}: got ${res.status || 'no response'}: ${res.head.slice(0, 200)}`);
-      assert.match(res.head, /connection: close/);
-      assert.equal(backendApp.seen.length, seen, 'nothing reached the backend');
+      const res = await rawHttp(targets[listener]!, 'GET /h2c HTTP/1.1\r\nHost: backend\r\nConnection: Upgrade, HTTP2-Settings, X-Secret\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\n\r\n');
+      assert.notEqual(res.status, 101);
+      if (backendApp.seen.length > seen) {
+        const headers = backendApp.seen.at(-1)!.headers;
+        for (const h of ['upgrade', 'http2-settings', 'x-secret', 'keep-alive']) assert.equal(headers[h], undefined, `${h} stripped`);
+      }
     });
   }
 
   it('refuses absolute-form requests to addresses outside the mesh on the HTTP proxy', async () => {
-    const res = await raw(caller.httpProxy!, 'GET http://10.0.0.1/ HTTP/1.1\r\nHost: 10.0.0.1\r\n\r\n');
+    const res = await rawHttp(targets['http-proxy']!, 'GET http://10.0.0.1/ HTTP/1.1\r\nHost: 10.0.0.1\r\n\r\n');
     assert.equal(res.status, 404);
     assert.match(res.head, /x-trellis-error: no_route/);
-  });
-
-  it('never honours Upgrade: h2c and strips hop-by-hop headers', async () => {
-    const seen = backendApp.seen.length;
-    const res = await raw(caller.outbound.backend!, 'GET /h2c HTTP/1.1\r\nHost: backend\r\nConnection: Upgrade, HTTP2-Settings, X-Secret\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\n\r\n');
-    assert.notEqual(res.status, 101);
-    if (backendApp.seen.length > seen) {
-      const headers = backendApp.seen.at(-1)!.headers;
-      for (const h of ['upgrade', 'http2-settings', 'x-secret', 'keep-alive']) assert.equal(headers[h], undefined, `${h} stripped`);
-    }
   });
 });

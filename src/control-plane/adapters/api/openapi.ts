@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { KINDS, Resource } from '../../../api/schema/resources.js';
 import {
   ApplyRequest, ApplyResponse, DeleteResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
-  ServiceDescription, ServiceSummary, StatusResponse, TokenRequest, TokenResponse,
+  ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TokenRequest, TokenResponse,
 } from '../../contract.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -37,6 +37,7 @@ export function buildOpenApiDocument(opts: { version?: string } = {}): Record<st
     ProxiesResponse: schema(ProxiesResponse, 'output'),
     StatusResponse: schema(StatusResponse, 'output'),
     HealthResponse: schema(HealthResponse, 'output'),
+    StatsResponse: schema(StatsResponse, 'output'),
   };
   // The apply request carries resources in their input form.
   (components.ApplyRequest as { properties: Record<string, unknown> }).properties.resources = { type: 'array', items: ref('ResourceInput') };
@@ -119,6 +120,18 @@ export function buildOpenApiDocument(opts: { version?: string } = {}): Record<st
       },
       '/api/v1/proxies': {
         get: { operationId: 'proxies', summary: 'Every proxy: connection, sent/acked version, last NACK, certificate expiry', responses: { 200: json('ProxiesResponse'), ...unauthorized } },
+      },
+      '/api/v1/stats': {
+        get: {
+          operationId: 'stats',
+          summary: 'Golden metrics from the proxies: request rate, success rate, p50/p95/p99 per service (inbound view preferred), per route (outbound) or per edge',
+          parameters: [
+            { name: 'service', in: 'query', required: false, description: 'Only this (destination) service; for edges, as source or destination', schema: { type: 'string' } },
+            { name: 'window', in: 'query', required: false, description: 'Duration between 1s and 15m (default 1m)', schema: { type: 'string', default: '1m' } },
+            { name: 'by', in: 'query', required: false, schema: { type: 'string', enum: ['service', 'route', 'edge'], default: 'service' } },
+          ],
+          responses: { 200: json('StatsResponse'), 400: errorResponse('INVALID: window or by'), ...unauthorized },
+        },
       },
     },
   };

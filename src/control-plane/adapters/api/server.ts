@@ -1,19 +1,20 @@
 /**
- * The REST API (--api): resources, tokens, services, proxies; plus /healthz, /readyz, /metrics and
+ * The REST API (--api): resources, tokens, services, proxies, golden-metrics stats; plus /healthz, /readyz, /metrics and
  * /api/openapi.json. JSON errors everywhere: {"error": CODE, "message": ..., "errors"?: [{path, message}]}.
  * On a non-loopback address every /api/ route requires `Authorization: Bearer <admin token>`.
  */
 import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
-import { isDuration } from '../../../api/duration.js';
+import { isDuration, parseDuration } from '../../../api/duration.js';
 import { Name } from '../../../api/schema/common.js';
 import { ValidationError } from '../../../api/schema/validate.js';
 import { boundAddress, isLoopbackHost } from '../../../shared/address.js';
 import type { Logger } from '../../../shared/log.js';
 import {
   ApplyRequest, TokenRequest,
-  type ApplyResponse, type DeleteResponse, type ErrorBody, type ResourceList, type StatusResponse, type TokenResponse,
+  type ApplyResponse, type DeleteResponse, type ErrorBody, type ResourceList, type StatsResponse, type StatusResponse, type TokenResponse,
 } from '../../contract.js';
+import { STATS_BY, type GoldenMetrics, type StatsBy } from '../../core/golden-metrics.js';
 import { RESERVED_SERVICES } from '../../core/identity.js';
 import { resolveKind } from '../../core/kinds.js';
 import type { MeshQueries } from '../../core/queries.js';
@@ -32,6 +33,9 @@ export interface ApiServerDeps {
   ready: () => boolean;
   adminToken: string;
   log: Logger;
+  /** Golden metrics from the proxies' stats messages (GET /api/v1/stats). */
+  stats?: GoldenMetrics;
+  now?: () => number;
 }
 
 /** The API must be protected by the admin token unless it listens on loopback only. */
@@ -80,6 +84,7 @@ export class ApiServer {
       r('GET', /^\/api\/v1\/services$/, async () => ({ body: await this.deps.queries.services() })),
       r('GET', /^\/api\/v1\/services\/([^/]+)$/, (_req, [name]) => this.describeService(name!)),
       r('GET', /^\/api\/v1\/proxies$/, async () => ({ body: this.deps.queries.proxyStates() })),
+      r('GET', /^\/api\/v1\/stats$/, async (req) => ({ body: this.stats(req) })),
     ];
   }
 
@@ -214,6 +219,30 @@ export class ApiServer {
     if (errors.length > 0) throw new ValidationError(errors);
     const issued = await this.deps.tokens.create(parsed.data.service, parsed.data.ttl);
     return { body: { token: issued.token, expiresAt: issued.expiresAt.toISOString() } };
+  }
+
+  /** GET /api/v1/stats?service=&window=1m&by=service|route|edge */
+  private stats(req: http.IncomingMessage): StatsResponse {
+    const q = new URL(req.url ?? '/', 'http://localhost').searchParams;
+    const window = q.get('window') ?? '1m';
+    const byInput = q.get('by') ?? 'service';
+    const service = q.get('service') || undefined;
+    const errors: { path: string; message: string }[] = [];
+    let windowMs = 0;
+    if (!isDuration(window)) errors.push({ path: 'window', message: 'must be a duration such as 10s, 1m, 15m' });
+    else {
+      windowMs = parseDuration(window);
+      if (windowMs < 1000 || windowMs > 15 * 60_000) errors.push({ path: 'window', message: 'must be between 1s and 15m (the retention)' });
+    }
+    if (!(STATS_BY as readonly string[]).includes(byInput)) errors.push({ path: 'by', message: 'must be service, route or edge' });
+    if (errors.length > 0) throw new ValidationError(errors);
+    const by = byInput as StatsBy;
+    const now = (this.deps.now ?? Date.now)();
+    const result = this.deps.stats?.query({ by, windowMs, now, ...(service !== undefined ? { service } : {}) }) ?? { rows: [], dropped: 0, coveredMs: windowMs };
+    return {
+      by, window, windowMs, coveredMs: Math.round(result.coveredMs), ...(service !== undefined ? { service } : {}),
+      at: new Date(now).toISOString(), rows: result.rows, dropped: result.dropped,
+    };
   }
 
   private async describeService(name: string): Promise<{ body: unknown }> {

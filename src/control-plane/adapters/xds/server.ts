@@ -4,7 +4,7 @@
  *
  *   GET  /v1/ca            CaInfo (no client certificate needed: the proxy checks it against its token's pin)
  *   POST /v1/certificates  CSR + join token (first time) or CSR + client certificate (renewal)
- *   POST /v1/stream        client certificate required; NDJSON both ways: hello/ack/nack/cert/goodbye in,
+ *   POST /v1/stream        client certificate required; NDJSON both ways: hello/ack/nack/cert/stats/goodbye in,
  *                          snapshot/error out. Every config change is pushed as a new version.
  */
 import http2 from 'node:http2';
@@ -25,6 +25,7 @@ import type { MetricsSink } from '../../core/ports.js';
 import type { ProxyTracker } from '../../core/proxies.js';
 import type { Registry } from '../../core/registry.js';
 import type { TokenService } from '../../core/tokens.js';
+import type { GoldenMetrics } from '../../core/golden-metrics.js';
 import { issuesToFieldErrors } from '../../core/resource-service.js';
 import type { z } from 'zod';
 
@@ -52,6 +53,9 @@ export interface XdsServerDeps {
   metrics: MetricsSink;
   log: Logger;
   options?: XdsServerOptions;
+  /** Where proxies' `stats` messages go (golden metrics for GET /api/v1/stats). */
+  stats?: GoldenMetrics;
+  now?: () => number;
 }
 
 type PeerIdentity = { ok: true; service: string; spiffeId: string; notAfter?: string } | { ok: false; reason: string };
@@ -381,6 +385,10 @@ export class XdsServer {
         return;
       case 'cert':
         this.deps.proxies.cert(conn.instance!.id, msg.notAfter);
+        return;
+      case 'stats':
+        // Stamped with the control plane's clock (proxy clocks may be skewed); the proxy's window gives the span.
+        this.deps.stats?.ingest(conn.service, msg.rows, (this.deps.now ?? Date.now)(), Math.max(0, msg.window.end - msg.window.start), msg.dropped ?? 0);
         return;
       case 'goodbye': {
         conn.goodbye = true;
