@@ -4,7 +4,7 @@
 import type { ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import { constants as h2c } from 'node:http2';
-import { pipeline } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { HeaderMap, MeshResponse } from '../pipeline/types.js';
 
 export interface WriteOptions {
@@ -13,10 +13,10 @@ export interface WriteOptions {
   onDone?: (bytes: number, error?: Error) => void;
 }
 
-function countingPipe(body: NonNullable<MeshResponse['body']>, dest: NodeJS.WritableStream, done: (bytes: number, err?: Error) => void): void {
+function countingPipe(body: NonNullable<MeshResponse['body']>, dest: Writable, done: (bytes: number, err?: Error) => void): void {
   let bytes = 0;
   body.on('data', (chunk: Buffer) => { bytes += chunk.length; });
-  pipeline(body, dest, (err) => done(bytes, err ?? undefined));
+  pipeTo(body, dest, (err) => done(bytes, err));
 }
 
 export function writeH1Response(res: ServerResponse, response: MeshResponse, opts: WriteOptions = {}): void {
@@ -37,7 +37,7 @@ export function writeH1Response(res: ServerResponse, response: MeshResponse, opt
     const trailers = response.trailers?.();
     if (trailers && Object.keys(trailers).length > 0 && res.chunkedEncoding) res.addTrailers(trailers as Record<string, string>);
   });
-  pipeline(response.body, res, (err) => done(bytes, err ?? undefined));
+  pipeTo(response.body, res, (err) => done(bytes, err));
 }
 
 export function writeH2Response(stream: ServerHttp2Stream, response: MeshResponse, opts: WriteOptions = {}): void {
@@ -73,4 +73,29 @@ function cleanTrailers(trailers: HeaderMap): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const name in trailers) if (name.charCodeAt(0) !== 58) out[name] = trailers[name]!;
   return out;
+}
+
+/**
+ * src → dest with backpressure, calling `done` once: on dest's finish, or with the error when either
+ * side fails or the downstream closes first (then the upstream body is destroyed, cancelling it).
+ * Plain pipe() rather than stream.pipeline(), which allocates and aborts an AbortController per call.
+ */
+function pipeTo(src: Readable, dest: Writable, done: (err?: Error) => void): void {
+  let called = false;
+  const finish = (err?: Error) => {
+    if (called) return;
+    called = true;
+    done(err);
+  };
+  src.once('error', (err: Error) => { dest.destroy(err); finish(err); });
+  dest.once('error', (err: Error) => { src.destroy(err); finish(err); });
+  dest.once('finish', () => finish());
+  dest.once('close', () => {
+    if (called) return;
+    // HTTP/2 streams may close before 'finish': everything was handed over if the source had ended.
+    if (src.readableEnded) { finish(); return; }
+    src.destroy();
+    finish(new Error('downstream closed before the response ended'));
+  });
+  src.pipe(dest);
 }

@@ -4,7 +4,7 @@
  * in-flight request finishes on the config it started with), and writes the answer back.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { constants as h2constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { MeshError, toMeshError } from '../../api/errors.js';
 import type { Protocol } from '../../api/schema/common.js';
 import { errorResponse } from '../http/error-response.js';
@@ -18,6 +18,8 @@ import type { CompiledConfig } from '../runtime/compiled-config.js';
 import type { ProxyServices } from '../runtime/services.js';
 import type { DrainState } from './drain.js';
 import { accessRecord } from '../access-log.js';
+
+const H2_NO_ERROR = h2constants.NGHTTP2_NO_ERROR;
 
 export interface IngressOptions {
   direction: Direction;
@@ -41,18 +43,24 @@ export class HttpIngress {
 
   handleH1(req: IncomingMessage, res: ServerResponse, source: Peer, destination: string, path = req.url ?? '/', authority = req.headers.host ?? destination): void {
     const controller = new AbortController();
-    res.on('close', () => { if (!res.writableFinished) controller.abort(); });
+    // Abort upstream work only when the downstream left before the response was written.
+    let answered = false;
+    res.on('close', () => { if (!answered) controller.abort(); });
     const headers = endToEndHeaders(req.headers);
     const deadline = this.callerDeadline(headers);
     stripMeshHeaders(headers);
     const meshReq = this.newRequest(req.method ?? 'GET', path, authority, headers, req, source, destination, controller.signal);
     if (deadline !== undefined) meshReq.deadline = deadline;
-    this.run(meshReq, (response, onDone) => writeH1Response(res, response, { close: this.opts.drain.draining, onDone }));
+    this.run(meshReq, (response, onDone) => writeH1Response(res, response, {
+      close: this.opts.drain.draining,
+      onDone: (bytes, err) => { answered = err === undefined; onDone(bytes, err); },
+    }));
   }
 
   handleH2(stream: ServerHttp2Stream, rawHeaders: IncomingHttpHeaders, source: Peer, destination: string): void {
     const controller = new AbortController();
-    stream.on('close', () => { if (!stream.writableFinished || stream.rstCode) controller.abort(); });
+    // An HTTP/2 stream may close before 'finish'; only a non-zero RST code means the peer cancelled.
+    stream.on('close', () => { if (stream.rstCode !== H2_NO_ERROR) controller.abort(); });
     stream.on('error', () => {});
     const headers = endToEndHeaders(rawHeaders);
     const deadline = this.callerDeadline(headers);
