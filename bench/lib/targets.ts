@@ -9,6 +9,7 @@
  * Every proxy is one process with one thread (nginx master_process off, haproxy nbthread 1), like a
  * Node.js Trellis proxy, so CPU per request compares like with like.
  */
+import { readAnnouncements } from '../../src/shared/log.js';
 import { mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -195,19 +196,11 @@ async function startTrellis(name: string, args: string[], expect: string[], wait
   });
   const listening: Record<string, string> = {};
   let ready = false;
-  let buf = '';
-  m.proc.stdout!.on('data', (c: Buffer) => {
-    buf += c.toString('utf8');
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) !== -1) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        const ev = JSON.parse(line) as { event?: string; name?: string; address?: string };
-        if (ev.event === 'listening' && ev.name && ev.address) listening[ev.name] = ev.address;
-        if (ev.event === 'ready') ready = true;
-      } catch { /* not an event */ }
-    }
+  readAnnouncements(m.proc.stdout!, {
+    onEvent: (ev) => {
+      if (ev.event === 'listening' && ev.name && ev.address) listening[ev.name] = ev.address;
+      if (ev.event === 'ready') ready = true;
+    },
   });
   const deadline = Date.now() + 30_000;
   while (!(expect.every((e) => e in listening) && (!waitReady || ready))) {

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from '../shared/repo-root.js';
+import { readAnnouncements } from '../shared/log.js';
 export { repoRoot };
 
 export interface Child {
@@ -36,26 +37,18 @@ export function spawnTrellis(name: string, args: string[], opts: {
   if (proc.pid === undefined) throw new Error(`cannot start trellis ${args[0]}`);
   const listening: Record<string, string> = {};
   let stderr = '';
-  let buf = '';
   let ready = false;
   let onProgress: (() => void) | undefined;
 
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     proc.once('exit', (code, signal) => resolve({ code, signal }));
   });
-  proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buf += chunk;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) !== -1) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        const ev = JSON.parse(line) as { event?: string; name?: string; address?: string };
-        if (ev.event === 'listening' && typeof ev.name === 'string' && typeof ev.address === 'string') listening[ev.name] = ev.address;
-        if (ev.event === 'ready') ready = true;
-      } catch { /* not an event line */ }
-    }
-    onProgress?.();
+  readAnnouncements(proc.stdout!, {
+    onEvent: (ev) => {
+      if (ev.event === 'listening' && typeof ev.name === 'string' && typeof ev.address === 'string') listening[ev.name] = ev.address;
+      if (ev.event === 'ready') ready = true;
+      onProgress?.();
+    },
   });
   proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-STDERR_KEEP);

@@ -39,3 +39,32 @@ export function announceListening(name: string, address: string): void {
 export function announce(event: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(JSON.stringify({ event, ...fields }) + '\n');
 }
+
+/** One announcement line, as `announceListening` / `announce` print them. */
+export interface Announcement { event: string; name?: string; address?: string; [key: string]: unknown }
+
+/**
+ * Reads a process's stdout as lines and recognises its announcements: the reading side of
+ * `announce`. `onLine` sees every line; `onEvent` only the JSON announcement lines.
+ */
+export function readAnnouncements(stdout: NodeJS.ReadableStream, handlers: {
+  onLine?: (line: string) => void;
+  onEvent?: (event: Announcement) => void;
+}): void {
+  let buf = '';
+  stdout.setEncoding('utf8');
+  stdout.on('data', (chunk: string) => {
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (handlers.onEvent && line.startsWith('{"event":')) {
+        try {
+          handlers.onEvent(JSON.parse(line) as Announcement);
+        } catch { /* not an announcement */ }
+      }
+      handlers.onLine?.(line);
+    }
+  });
+}

@@ -9,6 +9,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../../src/shared/repo-root.js';
+import { readAnnouncements } from '../../src/shared/log.js';
 
 /** The repository root (compiled files run from dist/test/...). */
 export const REPO_ROOT: string = repoRoot();
@@ -60,29 +61,20 @@ export function startProcess(args: string[], opts: StartProcessOptions = {}): Pr
   const listening: Record<string, string> = {};
   const stdoutLines: string[] = [];
   let stderrText = '';
-  let stdoutBuf = '';
   const lineWaiters = new Set<{ pred: (l: string) => boolean; resolve: (l: string) => void }>();
 
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     proc.once('exit', (code, signal) => resolve({ code, signal }));
   });
 
-  proc.stdout!.setEncoding('utf8');
-  proc.stdout!.on('data', (chunk: string) => {
-    stdoutBuf += chunk;
-    let nl: number;
-    while ((nl = stdoutBuf.indexOf('\n')) !== -1) {
-      const line = stdoutBuf.slice(0, nl);
-      stdoutBuf = stdoutBuf.slice(nl + 1);
+  readAnnouncements(proc.stdout!, {
+    onEvent: (ev) => { if (ev.event === 'listening' && typeof ev.name === 'string' && typeof ev.address === 'string') listening[ev.name] = ev.address; },
+    onLine: (line) => {
       stdoutLines.push(line);
-      try {
-        const ev = JSON.parse(line) as { event?: string; name?: string; address?: string };
-        if (ev.event === 'listening' && typeof ev.name === 'string' && typeof ev.address === 'string') listening[ev.name] = ev.address;
-      } catch { /* not an event line */ }
       for (const w of [...lineWaiters]) {
         if (w.pred(line)) { lineWaiters.delete(w); w.resolve(line); }
       }
-    }
+    },
   });
   proc.stderr!.setEncoding('utf8');
   proc.stderr!.on('data', (chunk: string) => { stderrText += chunk; });
