@@ -45,7 +45,7 @@ export class Router implements HttpFilter {
       (tried ??= new Set()).add(ep);
       let session;
       try {
-        session = await this.services.peers.session(ep.address, cluster.name, cluster.connectTimeoutMs);
+        session = await this.services.peers.session(ep.address, cluster.name, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
       } catch (err) {
         cluster.record(ep, 'gateway-error');
         lastError = err instanceof MeshError ? err : new MeshError('UPSTREAM_CONNECT_FAILED', String(err));

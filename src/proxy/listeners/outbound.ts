@@ -192,6 +192,12 @@ export class OutboundListener {
         metrics.tcpActive.labels({ direction: 'outbound' }).inc();
         ep.inflight++;
         this.ctx.drain.begin();
+        const idle = backend.cluster.idleTimeoutMs;
+        if (idle) {
+          // No bytes either way for that long: close both sides (splice closes the other).
+          socket.setTimeout(idle, () => socket.destroy());
+          upstream.setTimeout(idle, () => upstream.destroy());
+        }
         splice(socket, upstream, () => {
           ep.inflight--;
           metrics.tcpActive.labels({ direction: 'outbound' }).dec();

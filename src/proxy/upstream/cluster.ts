@@ -36,6 +36,8 @@ export class ClusterRuntime {
   readonly config: ClusterConfig;
   readonly endpoints: readonly EndpointState[];
   readonly connectTimeoutMs: number;
+  /** TrafficPolicy.timeouts.idle: idle TCP tunnels and idle pooled HTTP/2 sessions are closed after it. */
+  readonly idleTimeoutMs?: number;
   /** RingHash input for a request, built once from loadBalancer.hashOn; undefined when not hashing. */
   readonly hashKey?: (req: MeshRequest) => string | undefined;
   private readonly balancers = new Map<string, Balancer>();
@@ -48,6 +50,7 @@ export class ClusterRuntime {
     this.endpoints = endpoints;
     const policy = config.trafficPolicy;
     this.connectTimeoutMs = policy?.timeouts?.connect ? parseDuration(policy.timeouts.connect) : DEFAULT_CONNECT_TIMEOUT_MS;
+    if (policy?.timeouts?.idle) this.idleTimeoutMs = parseDuration(policy.timeouts.idle);
     this.hashKey = hashKeyFunction(policy?.loadBalancer?.hashOn);
     this.outlier = new OutlierDetector(policy?.outlierDetection ?? DEFAULT_OUTLIER, {
       onEject: (ep, ms) => hooks.onEject?.(config.name, ep, ms),

@@ -25,14 +25,14 @@ export class PeerPool {
   constructor(private readonly identity: WorkloadIdentity) {}
 
   /** A connected HTTP/2 session to `address`, whose certificate must be `service`'s. */
-  session(address: string, service: string, connectTimeoutMs: number): Promise<http2.ClientHttp2Session> {
+  session(address: string, service: string, connectTimeoutMs: number, idleTimeoutMs?: number): Promise<http2.ClientHttp2Session> {
     const key = `${service}|${address}`;
     const pooled = this.sessions.get(key);
     if (pooled && !pooled.session.closed && !pooled.session.destroyed) return pooled.ready;
-    return this.open(key, address, service, connectTimeoutMs);
+    return this.open(key, address, service, connectTimeoutMs, idleTimeoutMs);
   }
 
-  private open(key: string, address: string, service: string, connectTimeoutMs: number): Promise<http2.ClientHttp2Session> {
+  private open(key: string, address: string, service: string, connectTimeoutMs: number, idleTimeoutMs?: number): Promise<http2.ClientHttp2Session> {
     if (this.closed) return Promise.reject(new MeshError('UPSTREAM_CONNECT_FAILED', 'proxy is shutting down'));
     const { host, port } = parseHostPort(address);
     const session = http2.connect(`https://${address}`, {
@@ -41,6 +41,10 @@ export class PeerPool {
       maxSessionMemory: 64,
     });
     session.setMaxListeners(0);
+    if (idleTimeoutMs) {
+      // No frames for that long: close gracefully (streams still open finish first).
+      session.setTimeout(idleTimeoutMs, () => session.close());
+    }
     const forget = () => {
       if (this.sessions.get(key)?.session === session) this.sessions.delete(key);
     };
