@@ -5,6 +5,7 @@
  * steady traffic and prints a summary every few seconds. SIGINT/SIGTERM (or --duration) stops
  * everything: proxies first, then the control plane, then the apps; no process is left behind.
  */
+import { pollUntil } from '../shared/poll.js';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,18 +73,8 @@ export const CATALOG_POLICY = {
   spec: { targetRef: { name: 'catalog' }, loadBalancer: { type: 'EWMA' } },
 };
 
-async function until<T>(what: string, deadline: number, check: () => Promise<T | undefined | false>): Promise<T> {
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function until<T>(what: string, deadline: number, check: () => Promise<T | undefined | false>): Promise<T> {
+  return pollUntil(check, { what, timeoutMs: Math.max(0, deadline - Date.now()), intervalMs: 100 });
 }
 
 async function proxyConfig(admin: string): Promise<Record<string, { endpoints: unknown[] }>> {

@@ -1,6 +1,7 @@
 /**
  * Starts real proxies joined to a real control plane, for integration tests.
  */
+import { pollUntil } from '../../src/shared/poll.js';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,19 +60,8 @@ export async function startMeshProxy(cp: ControlPlaneRef, opts: {
 }
 
 /** Polls `check` until it returns a truthy value (conditions with no event to await), or fails after timeoutMs. */
-export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+export function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  return pollUntil<T>(check, { timeoutMs, what });
 }
 
 /** Waits until a proxy's config contains `service` with `count` endpoints. */
