@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { KindName, Resource } from '../api/schema/resources.js';
 import { Protocol } from '../api/schema/common.js';
+import { DenialEvent, TapEvent } from '../api/schema/tap.js';
 
 export const ErrorBody = z.object({
   /** Stable machine-readable code, e.g. INVALID, NOT_FOUND, UNAUTHENTICATED, REQUEST_TOO_LARGE. */
@@ -150,6 +151,21 @@ export const StatsResponse = z.object({
   dropped: z.number().int(),
 });
 
+/**
+ * GET /api/v1/tap?service=S[&path=P][&method=M]: a text/event-stream (Server-Sent Events). Each SSE `data:` is
+ * one TapStreamMessage as JSON, with the SSE `event:` field equal to its `type`:
+ *   tap     one request seen by a proxy of S (inbound or outbound);
+ *   status  every few seconds and whenever it changes: proxies tapped, events dropped so far (any bound).
+ * Invalid filters answer 400 INVALID with field paths (before the stream starts); too many concurrent taps 429 TOO_MANY_TAPS.
+ */
+export const TapStreamMessage = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('tap'), event: TapEvent }),
+  z.object({ type: z.literal('status'), instances: z.number().int().nonnegative(), dropped: z.number().int().nonnegative() }),
+]);
+
+/** GET /api/v1/denials[?service=S]: the most recent authorization denials (newest first), S as destination. */
+export const DenialsResponse = z.object({ denials: z.array(DenialEvent) });
+
 export type ErrorBody = z.infer<typeof ErrorBody>;
 export type ApplyRequest = z.infer<typeof ApplyRequest>;
 export type ApplyAction = z.infer<typeof ApplyAction>;
@@ -169,3 +185,5 @@ export type StatusResponse = z.infer<typeof StatusResponse>;
 export type HealthResponse = z.infer<typeof HealthResponse>;
 export type StatsRowView = z.infer<typeof StatsRowView>;
 export type StatsResponse = z.infer<typeof StatsResponse>;
+export type TapStreamMessage = z.infer<typeof TapStreamMessage>;
+export type DenialsResponse = z.infer<typeof DenialsResponse>;

@@ -4,14 +4,17 @@
  */
 import type { Kind, Resource } from '../api/schema/resources.js';
 import type {
-  ApplyResponse, ApplyResult, DeleteResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
-  ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TokenResponse,
+  ApplyResponse, ApplyResult, DeleteResponse, DenialsResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
+  ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TapStreamMessage, TokenResponse,
 } from '../control-plane/contract.js';
+import type { DenialEvent, TapEvent, TapFilter } from '../api/schema/tap.js';
+import { readSse } from './sse.js';
 import { resolveKind } from '../control-plane/core/kinds.js';
 
 export type {
   ApplyResponse, ApplyResult, DeleteResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
-  ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TokenResponse,
+  ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TokenResponse, TapStreamMessage, DenialsResponse,
+  DenialEvent, TapEvent, TapFilter,
 };
 export type { InstanceView, ProxyState, NackInfo, ApplyAction, StatsRowView } from '../control-plane/contract.js';
 export { resolveKind };
@@ -114,6 +117,30 @@ export class TrellisClient {
     return this.request<StatsResponse>('GET', `/api/v1/stats${qs ? `?${qs}` : ''}`);
   }
 
+  /** The most recent authorization denials (newest first), optionally only those with `service` as destination. */
+  async denials(opts: { service?: string } = {}): Promise<DenialEvent[]> {
+    const qs = opts.service ? `?service=${enc(opts.service)}` : '';
+    return (await this.request<DenialsResponse>('GET', `/api/v1/denials${qs}`)).denials;
+  }
+
+  /**
+   * Live requests of every instance of `filter.service` (GET /api/v1/tap, Server-Sent Events), until `signal`
+   * aborts or the control plane ends the stream. Bounded at every hop: a slow reader loses events (reported in
+   * `status` messages as `dropped`), it never slows the traffic.
+   */
+  async *tap(filter: TapFilter, opts: { signal?: AbortSignal } = {}): AsyncGenerator<TapStreamMessage> {
+    const q = new URLSearchParams({ service: filter.service });
+    if (filter.path) q.set('path', filter.path);
+    if (filter.method) q.set('method', filter.method);
+    const res = await this.open('GET', `/api/v1/tap?${q.toString()}`, { accept: 'text/event-stream' }, undefined, opts.signal);
+    if (!res.ok) throw await apiError(res, 'GET', '/api/v1/tap');
+    if (!res.body) return;
+    for await (const msg of readSse(res.body)) {
+      if (msg.event !== 'tap' && msg.event !== 'status') continue;
+      yield JSON.parse(msg.data) as TapStreamMessage;
+    }
+  }
+
   /**
    * The control plane's clock, from the Date header of GET /healthz, with the local time the
    * request was sent and answered (ms) so callers can bound the skew.
@@ -156,32 +183,9 @@ export class TrellisClient {
 
   private async request<T>(method: string, path: string, body?: unknown, as: 'json' | 'text' = 'json'): Promise<T> {
     const headers: Record<string, string> = { accept: as === 'json' ? 'application/json' : 'text/plain' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
-    let res: Response;
-    try {
-      res = await this.fetchImpl(this.baseUrl + path, {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      const reason = cause?.code ?? cause?.message ?? (err as Error).message;
-      throw new TrellisApiError(0, 'UNREACHABLE', `cannot reach the control plane API at ${this.baseUrl}: ${reason}`);
-    }
+    const res = await this.open(method, path, headers, body, AbortSignal.timeout(this.timeoutMs));
+    if (!res.ok) throw await apiError(res, method, path);
     const text = await res.text();
-    if (!res.ok) {
-      let parsed: Partial<ErrorBody> | undefined;
-      try { parsed = JSON.parse(text) as Partial<ErrorBody>; } catch { /* not JSON */ }
-      throw new TrellisApiError(
-        res.status,
-        typeof parsed?.error === 'string' ? parsed.error : `HTTP_${res.status}`,
-        typeof parsed?.message === 'string' ? parsed.message : text || res.statusText,
-        Array.isArray(parsed?.errors) ? parsed.errors : [],
-      );
-    }
     if (as === 'text') return text as T;
     try {
       return JSON.parse(text) as T;
@@ -189,6 +193,39 @@ export class TrellisClient {
       throw new TrellisApiError(res.status, 'BAD_RESPONSE', `the API answered ${method} ${path} with non-JSON`);
     }
   }
+
+  /** Sends one request (admin token attached); an unreachable API becomes TrellisApiError UNREACHABLE. */
+  private async open(method: string, path: string, headers: Record<string, string>, body: unknown, signal: AbortSignal | undefined): Promise<Response> {
+    const h: Record<string, string> = { ...headers };
+    if (body !== undefined) h['content-type'] = 'application/json';
+    if (this.token) h.authorization = `Bearer ${this.token}`;
+    try {
+      return await this.fetchImpl(this.baseUrl + path, {
+        method,
+        headers: h,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      if (signal?.aborted && (err as Error).name === 'AbortError') throw err;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const reason = cause?.code ?? cause?.message ?? (err as Error).message;
+      throw new TrellisApiError(0, 'UNREACHABLE', `cannot reach the control plane API at ${this.baseUrl}: ${reason}`);
+    }
+  }
+}
+
+/** The API's JSON error body as a TrellisApiError. */
+async function apiError(res: Response, method: string, path: string): Promise<TrellisApiError> {
+  const text = await res.text();
+  let parsed: Partial<ErrorBody> | undefined;
+  try { parsed = JSON.parse(text) as Partial<ErrorBody>; } catch { /* not JSON */ }
+  return new TrellisApiError(
+    res.status,
+    typeof parsed?.error === 'string' ? parsed.error : `HTTP_${res.status}`,
+    typeof parsed?.message === 'string' ? parsed.message : text || res.statusText || `${method} ${path} failed`,
+    Array.isArray(parsed?.errors) ? parsed.errors : [],
+  );
 }
 
 function kindOf(kind: string): string {

@@ -7,12 +7,16 @@
  *   POST /v1/stream        (client certificate required) a bidirectional NDJSON stream:
  *                          proxy -> ProxyMessage, control plane -> ServerMessage.
  *                          Every TRELLIS_STATS_INTERVAL_MS (default 5s) the proxy sends a `stats` message:
- *                          per-interval golden-metrics aggregates (src/proxy/stats.ts).
+ *                          per-interval golden-metrics aggregates (src/proxy/stats.ts), with the interval's
+ *                          authorization denials (a few).
+ *                          Live tap (src/api/schema/tap.ts): the control plane sends `tap-start`/`tap-stop`;
+ *                          while a tap is on, the proxy sends `tap` batches of the requests it matches.
  */
 import { z } from 'zod';
 import { LabelMap, Name, Protocol } from './common.js';
 import { Snapshot } from './snapshot.js';
 import { LATENCY_BUCKETS_MS } from '../latency-buckets.js';
+import { DenialEvent, MAX_DENIALS_PER_STATS, MAX_TAP_BATCH, TapEvent } from './tap.js';
 
 export const XDS_PATHS = { ca: '/v1/ca', certificates: '/v1/certificates', stream: '/v1/stream' } as const;
 
@@ -74,12 +78,31 @@ export const ProxyMessage = z.discriminatedUnion('type', [
     rows: z.array(StatsRow).max(MAX_STATS_ROWS),
     /** Requests not counted in this interval because it already had MAX_STATS_ROWS keys. */
     dropped: z.number().int().nonnegative().optional(),
+    /** Authorization denials of the interval (at most MAX_DENIALS_PER_STATS; the rest are only counted). */
+    denials: z.array(DenialEvent).max(MAX_DENIALS_PER_STATS).optional(),
+  }).strict(),
+  z.object({
+    type: z.literal('tap'),
+    tapId: z.string().min(1).max(64),
+    events: z.array(TapEvent).max(MAX_TAP_BATCH),
+    /** Matching requests this proxy dropped for this tap since its previous `tap` message (rate or buffer bound). */
+    dropped: z.number().int().nonnegative(),
   }).strict(),
 ]);
 
 export const ServerMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('snapshot'), snapshot: z.unknown() }).strict(),
   z.object({ type: z.literal('error'), error: z.string() }).strict(),
+  z.object({
+    type: z.literal('tap-start'),
+    tapId: z.string().min(1).max(64),
+    /** Path prefix and method to match (the service is the proxy's own). */
+    path: z.string().optional(),
+    method: z.string().optional(),
+    /** Most events per second this proxy may report for this tap; the rest are dropped and counted. */
+    maxEventsPerSecond: z.number().int().positive(),
+  }).strict(),
+  z.object({ type: z.literal('tap-stop'), tapId: z.string().min(1).max(64) }).strict(),
 ]);
 
 export type CaInfo = z.infer<typeof CaInfo>;
@@ -90,4 +113,6 @@ export type ProxyMessage = z.infer<typeof ProxyMessage>;
 export type StatsRow = z.infer<typeof StatsRow>;
 export type StatsMessage = Extract<ProxyMessage, { type: 'stats' }>;
 export type ServerMessage = z.infer<typeof ServerMessage>;
+export type TapMessage = Extract<ProxyMessage, { type: 'tap' }>;
+export type TapStartMessage = Extract<ServerMessage, { type: 'tap-start' }>;
 export { Snapshot };

@@ -119,6 +119,7 @@ export class XdsStream extends EventEmitter {
       this.log.error('control plane error', { error: msg.error });
       return;
     }
+    if (msg.type !== 'snapshot') return; // tap-start / tap-stop: not handled yet (issue #5, in progress)
     const version = (msg.snapshot as { version?: unknown } | null)?.version;
     try {
       const applied = await this.handler.apply(msg.snapshot);
