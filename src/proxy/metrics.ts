@@ -41,6 +41,10 @@ export class ProxyMetrics {
   readonly jwtFailures: client.Counter<'reason'>;
   // Tracing (filters/tracing.ts, tracing/otlp-exporter.ts).
   readonly spansDropped: client.Counter<'reason'>;
+  // Live tap (tap/tap-hub.ts).
+  readonly tapSessions: client.Gauge;
+  readonly tapEventsDropped: client.Counter<'reason'>;
+  readonly denialsUnreported: client.Counter;
 
   constructor(labels: { service: string; instance: string }) {
     this.registry.setDefaultLabels(labels);
@@ -71,6 +75,11 @@ export class ProxyMetrics {
     this.authzDecisions = new client.Counter({ name: 'trellis_authz_decisions_total', help: 'Inbound authorization decisions, by deciding policy ("-" for the MeshConfig default or no ALLOW match), action (ALLOW, DENY, AUDIT, NO_ALLOW_MATCH, DEFAULT) and decision', labelNames: ['policy', 'action', 'decision'], registers: r });
     this.jwtFailures = new client.Counter({ name: 'trellis_jwt_failures_total', help: 'Requests refused 401 UNAUTHENTICATED by JWTAuthentication, by reason', labelNames: ['reason'], registers: r });
     this.spansDropped = new client.Counter({ name: 'trellis_spans_dropped_total', help: 'Spans not exported: queue_full (export queue at its bound), export_failed (OTLP endpoint error or timeout), shutdown', labelNames: ['reason'], registers: r });
+    this.tapSessions = new client.Gauge({ name: 'trellis_tap_sessions', help: 'Live taps on this proxy', registers: r });
+    this.tapEventsDropped = new client.Counter({ name: 'trellis_tap_events_dropped_total', help: 'Tapped requests not reported: rate (per-tap events per second), buffer (batch full), backpressure (config stream backlog)', labelNames: ['reason'], registers: r });
+    this.denialsUnreported = new client.Counter({ name: 'trellis_authz_denials_unreported_total', help: 'Denials counted but not sent to the control plane (over the per-interval bound)', registers: r });
+    this.stats.instance = labels.instance;
+    this.stats.onDenialDropped = () => this.denialsUnreported.inc();
   }
 
   /** Golden-metrics aggregates sent to the control plane every stats interval (proxy/stats.ts). */

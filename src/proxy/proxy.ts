@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type { Protocol } from '../api/schema/common.js';
 import { Snapshot } from '../api/schema/snapshot.js';
+import type { TapStartMessage } from '../api/schema/xds.js';
 import { parseOrThrow } from '../api/schema/validate.js';
 import { generateWorkloadKey } from '../pki/workload-key.js';
 import { spiffeIdFor } from '../pki/spiffe.js';
@@ -32,6 +33,7 @@ import { AppForwarder } from './upstream/app-forwarder.js';
 import { EndpointRegistry } from './upstream/endpoint-registry.js';
 import { PeerPool } from './upstream/peer-pool.js';
 import { TraceExporters } from './tracing/otlp-exporter.js';
+import { TapHub } from './tap/tap-hub.js';
 
 /** How long a terminating proxy keeps serving after saying goodbye, before GOAWAY (Istio's drain duration). */
 export const DEREGISTRATION_GRACE_MS = 1000;
@@ -96,6 +98,13 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   metrics.certExpiry.set(identity.current.notAfter.getTime() / 1000);
   const peers = new PeerPool(identity);
   const app = new AppForwarder(appAddr, opts.protocol);
+  let xds: XdsStream | undefined;
+  const tap = new TapHub({
+    instance: instanceId,
+    send: (msg, maxBacklogBytes) => xds?.sendBounded(msg, maxBacklogBytes) ?? false,
+    onDropped: (reason, count) => metrics.tapEventsDropped.labels({ reason }).inc(count),
+    onSessions: (count) => metrics.tapSessions.set(count),
+  });
   const services: ProxyServices = {
     service: opts.service,
     trustDomain: claims.trustDomain,
@@ -110,6 +119,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       onDropped: (reason, count) => metrics.spansDropped.labels({ reason }).inc(count),
       log,
     }),
+    tap,
   };
 
   let current: CompiledConfig | undefined;
@@ -147,7 +157,6 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
 
   // Admin first, so readiness can be watched from the start.
   let ready = false;
-  let xds: XdsStream | undefined;
   const admin = createAdminServer(metrics, {
     ready: () => ready && !drain.draining,
     config: () => ({
@@ -172,6 +181,11 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     id: instanceId, service: opts.service, address: addresses.inbound!, protocol: opts.protocol, labels: opts.labels,
     adminAddress: addresses.admin!,
   }, { apply: applySnapshot }, log, undefined, () => identity.current.notAfter);
+  // Taps live as long as one config stream: a reconnect ends them, the control plane starts them again.
+  xds.on('tap-start', (msg: TapStartMessage) => tap.start(msg));
+  xds.on('tap-stop', (msg: { tapId: string }) => tap.stop(msg.tapId));
+  xds.on('connected', () => tap.clear());
+  xds.on('disconnected', () => tap.clear());
   xds.start();
   await gotFirstConfig;
 
@@ -203,6 +217,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       ready = false;
       renewal.stop();
       clearInterval(statsTimer);
+      tap.close();
       sendStats();
       await xds!.goodbye();
       // Keep serving normally while the deregistration reaches callers, so none of them sends a

@@ -4,10 +4,13 @@
  * latency histogram on LATENCY_BUCKETS_MS. `record` is on the request path (called from
  * ProxyMetrics.observeRequest): a Map lookup and a few increments. `flush` returns the interval's
  * `stats` message (src/api/schema/xds.ts) and starts a new interval. At most MAX_STATS_ROWS keys per
- * interval; requests of further keys are counted in `dropped`.
+ * interval; requests of further keys are counted in `dropped`. Authorization denials ride along
+ * (`recordDenial`, off the success path): at most MAX_DENIALS_PER_STATS per interval, the rest only counted
+ * (`denialsDropped`, and trellis_authz_denials_unreported_total).
  */
 import { LATENCY_BUCKETS_MS } from '../api/latency-buckets.js';
 import { MAX_STATS_ROWS, type StatsMessage, type StatsRow } from '../api/schema/xds.js';
+import { MAX_DENIALS_PER_STATS, type DenialEvent } from '../api/schema/tap.js';
 
 export const DEFAULT_STATS_INTERVAL_MS = 5000;
 
@@ -35,6 +38,11 @@ export class StatsAggregator {
   private rows = new Map<string, StatsRow>();
   private dropped = 0;
   private start: number;
+  private denials: DenialEvent[] = [];
+  private denialsDropped = 0;
+  /** This proxy's instance id, stamped on denials. */
+  instance = '';
+  onDenialDropped?: () => void;
 
   constructor(private readonly now: () => number = Date.now, private readonly maxRows = MAX_STATS_ROWS) {
     this.start = now();
@@ -53,15 +61,26 @@ export class StatsAggregator {
     row.latency[latencyBucketIndex(ms)]!++;
   }
 
+  /** One authorization (or authentication) denial of this interval. */
+  recordDenial(denial: Omit<DenialEvent, 'instance' | 'at'>): void {
+    if (this.denials.length >= MAX_DENIALS_PER_STATS) { this.denialsDropped++; this.onDenialDropped?.(); return; }
+    this.denials.push({ at: new Date(this.now()).toISOString(), instance: this.instance, ...denial });
+  }
+
   /** The interval's message (undefined when nothing happened), and a new interval. */
   flush(): StatsMessage | undefined {
     const end = this.now();
     const start = this.start;
     this.start = end;
-    if (this.rows.size === 0 && this.dropped === 0) return undefined;
-    const msg: StatsMessage = { type: 'stats', window: { start, end }, rows: [...this.rows.values()], ...(this.dropped ? { dropped: this.dropped } : {}) };
+    if (this.rows.size === 0 && this.dropped === 0 && this.denials.length === 0 && this.denialsDropped === 0) return undefined;
+    const msg: StatsMessage = {
+      type: 'stats', window: { start, end }, rows: [...this.rows.values()], ...(this.dropped ? { dropped: this.dropped } : {}),
+      ...(this.denials.length ? { denials: this.denials } : {}), ...(this.denialsDropped ? { denialsDropped: this.denialsDropped } : {}),
+    };
     this.rows = new Map();
     this.dropped = 0;
+    this.denials = [];
+    this.denialsDropped = 0;
     return msg;
   }
 }

@@ -80,6 +80,8 @@ export const ProxyMessage = z.discriminatedUnion('type', [
     dropped: z.number().int().nonnegative().optional(),
     /** Authorization denials of the interval (at most MAX_DENIALS_PER_STATS; the rest are only counted). */
     denials: z.array(DenialEvent).max(MAX_DENIALS_PER_STATS).optional(),
+    /** Denials of the interval beyond MAX_DENIALS_PER_STATS: counted, not sent. */
+    denialsDropped: z.number().int().nonnegative().optional(),
   }).strict(),
   z.object({
     type: z.literal('tap'),

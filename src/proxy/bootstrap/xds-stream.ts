@@ -3,6 +3,8 @@
  * Sends hello (the instance to register), then ACK/NACK per snapshot version; receives snapshots.
  * When the stream breaks the proxy keeps its last good config and reconnects with jittered
  * exponential backoff; on reconnect it says hello again and resyncs.
+ * Live tap: `tap-start`/`tap-stop` are emitted as events of the same name (proxy.ts hands them to the TapHub);
+ * tap batches go out with `sendBounded`, which refuses rather than queue behind a backlog.
  */
 import type http2 from 'node:http2';
 import { EventEmitter } from 'node:events';
@@ -119,7 +121,10 @@ export class XdsStream extends EventEmitter {
       this.log.error('control plane error', { error: msg.error });
       return;
     }
-    if (msg.type !== 'snapshot') return; // tap-start / tap-stop: not handled yet (issue #5, in progress)
+    if (msg.type === 'tap-start' || msg.type === 'tap-stop') {
+      this.emit(msg.type, msg);
+      return;
+    }
     const version = (msg.snapshot as { version?: unknown } | null)?.version;
     try {
       const applied = await this.handler.apply(msg.snapshot);
@@ -133,6 +138,15 @@ export class XdsStream extends EventEmitter {
   send(msg: ProxyMessage): void {
     const stream = this.stream;
     if (stream && !stream.destroyed && stream.writable) stream.write(JSON.stringify(msg) + '\n');
+  }
+
+  /** Sends unless the stream is down or already holds more than `maxBacklogBytes` unsent: never queues without bound. */
+  sendBounded(msg: ProxyMessage, maxBacklogBytes: number): boolean {
+    const stream = this.stream;
+    if (!stream || stream.destroyed || !stream.writable || !this.connected) return false;
+    if (stream.writableLength > maxBacklogBytes) return false;
+    stream.write(JSON.stringify(msg) + '\n');
+    return true;
   }
 
   /** Tells the control plane this instance is leaving, then closes the stream. */

@@ -6,7 +6,8 @@
  * service's declared port, the headers, the verified JWT claims — and evaluates.
  * Denied → 403 FORBIDDEN naming the deciding policy. Every decision is counted in
  * trellis_authz_decisions_total{policy,action,decision}; every AUDIT match is counted (action AUDIT)
- * and logged as one JSON line ("authz audit"), and never blocks.
+ * and logged as one JSON line ("authz audit"), and never blocks. Every deny is also reported to the control
+ * plane with the next stats message (proxy/stats.ts recordDenial; GET /api/v1/denials).
  * No policy and default allow → no filter at all (null): nothing to do per request.
  */
 import { MeshError } from '../../api/errors.js';
@@ -16,6 +17,7 @@ import type { ProxyMetrics } from '../metrics.js';
 import type { ServiceFilterFactory } from '../pipeline/factory.js';
 import type { HttpFilter, MeshRequest, MeshResponse, Next } from '../pipeline/types.js';
 import type { Logger } from '../../shared/log.js';
+import { denialOf } from './denial.js';
 import { JWT_CLAIMS_ATTR } from './jwt-authentication.js';
 
 export const AUTHZ_ATTR = 'authz';
@@ -27,6 +29,8 @@ export class AuthorizationFilter implements HttpFilter {
     private readonly port: number | undefined,
     private readonly metrics?: ProxyMetrics,
     private readonly log?: Logger,
+    /** The service this filter protects (the destination of a denial). */
+    private readonly service = '',
   ) {}
 
   handle(req: MeshRequest, next: Next): Promise<MeshResponse> {
@@ -41,7 +45,10 @@ export class AuthorizationFilter implements HttpFilter {
     });
     req.attrs[AUTHZ_ATTR] = decision;
     this.record(req, decision);
-    if (decision.decision === 'deny') return Promise.reject(new MeshError('FORBIDDEN', decision.reason));
+    if (decision.decision === 'deny') {
+      this.metrics?.stats.recordDenial(denialOf(req, this.service, decision.reason, decision.policy, decision.rule));
+      return Promise.reject(new MeshError('FORBIDDEN', decision.reason));
+    }
     return next(req);
   }
 
@@ -62,6 +69,6 @@ export const authorizationFactory: ServiceFilterFactory = {
   build(ctx, service, cluster) {
     const engine = compileAuthz(service, ctx.snapshot.authorizationPolicies, ctx.snapshot.meshConfig.authorization.default);
     if (engine.allowsEverything) return null;
-    return new AuthorizationFilter(engine, cluster?.config.port ?? ctx.snapshot.clusters[service]?.port, ctx.services.metrics, ctx.services.log);
+    return new AuthorizationFilter(engine, cluster?.config.port ?? ctx.snapshot.clusters[service]?.port, ctx.services.metrics, ctx.services.log, service);
   },
 };

@@ -3,19 +3,21 @@
  * `Authorization: Bearer` token against the policies targeting this service (authz/jwt.ts) and puts
  * the verified claims on req.attrs.jwtClaims for the authorization filter (`when: jwt.claims.NAME`).
  * A bad or expired token, or a missing one when required → 401 UNAUTHENTICATED. Nothing is stripped:
- * the app still receives the Authorization header. Absent policy → no filter (null).
+ * the app still receives the Authorization header. Absent policy → no filter (null). A 401 is reported as a
+ * denial (no policy, reason `unauthenticated: ...`) like authorization's 403s.
  */
 import { compileJwtAuthenticator, JwtError, type JwtAuthenticator, type JwtOptions } from '../authz/jwt.js';
 import type { ProxyMetrics } from '../metrics.js';
 import type { ServiceFilterFactory } from '../pipeline/factory.js';
 import type { HttpFilter, MeshRequest, MeshResponse, Next } from '../pipeline/types.js';
+import { denialOf } from './denial.js';
 
 export const JWT_CLAIMS_ATTR = 'jwtClaims';
 export const JWT_POLICY_ATTR = 'jwtPolicy';
 
 export class JwtAuthenticationFilter implements HttpFilter {
   readonly name = 'jwt-authentication';
-  constructor(private readonly auth: JwtAuthenticator, private readonly metrics?: ProxyMetrics) {}
+  constructor(private readonly auth: JwtAuthenticator, private readonly metrics?: ProxyMetrics, private readonly service = '') {}
 
   async handle(req: MeshRequest, next: Next): Promise<MeshResponse> {
     try {
@@ -25,7 +27,10 @@ export class JwtAuthenticationFilter implements HttpFilter {
         req.attrs[JWT_POLICY_ATTR] = result.policy;
       }
     } catch (err) {
-      if (err instanceof JwtError) this.metrics?.jwtFailures.labels({ reason: err.reason }).inc();
+      if (err instanceof JwtError) {
+        this.metrics?.jwtFailures.labels({ reason: err.reason }).inc();
+        this.metrics?.stats.recordDenial(denialOf(req, this.service, `unauthenticated: ${err.message}`));
+      }
       throw err;
     }
     return next(req);
@@ -38,7 +43,7 @@ export function jwtAuthenticationFactoryWith(opts: JwtOptions): ServiceFilterFac
     name: 'jwt-authentication',
     build(ctx, service) {
       const auth = compileJwtAuthenticator(service, ctx.snapshot.jwtAuthentications, opts);
-      return auth ? new JwtAuthenticationFilter(auth, ctx.services.metrics) : null;
+      return auth ? new JwtAuthenticationFilter(auth, ctx.services.metrics, service) : null;
     },
   };
 }

@@ -135,7 +135,13 @@ export class HttpIngress {
         const latencyMs = performance.now() - req.startedAt;
         this.opts.services.metrics.observeRequest(req.direction, source, destination, req.attrs.route ?? 'default', resp.status, latencyMs, requestBytes, responseBytes, req.attrs.errorCode !== undefined || resp.headers['x-trellis-error'] !== undefined);
         cfg?.accessLog?.log(accessRecord(req, { source, destination, status: resp.status, latencyMs, requestBytes, responseBytes, errorHeader: resp.headers['x-trellis-error'] }));
+        const tap = this.opts.services.tap?.observer; // undefined unless a live tap is on (proxy/tap/tap-hub.ts)
+        if (tap !== undefined) tap(req, resp.status, req.attrs.errorCode ?? errorHeaderOf(resp.headers['x-trellis-error']), source, destination, latencyMs);
       });
     });
   }
+}
+
+function errorHeaderOf(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

@@ -8,6 +8,7 @@ import type { ProxyMetrics } from '../metrics.js';
 import type { AppForwarder } from '../upstream/app-forwarder.js';
 import type { Logger } from '../../shared/log.js';
 import type { TraceExporters } from '../tracing/otlp-exporter.js';
+import type { TapHub } from '../tap/tap-hub.js';
 
 export interface ProxyServices {
   readonly service: string;
@@ -20,4 +21,6 @@ export interface ProxyServices {
   readonly log: Logger;
   /** OTLP span exporters, one per endpoint, shared across config versions (flushed on shutdown). */
   readonly traces: TraceExporters;
+  /** Live taps started by the control plane (tap/tap-hub.ts); its `observer` is undefined while none is on. */
+  readonly tap?: TapHub;
 }
