@@ -14,6 +14,8 @@ import { SnapshotCompiler } from './core/compiler.js';
 import { IdentityService } from './core/identity.js';
 import { ProxyTracker } from './core/proxies.js';
 import { GoldenMetrics } from './core/golden-metrics.js';
+import { TapService, TAP_REFRESH_MS } from './core/taps.js';
+import { DenialLog } from './core/denials.js';
 import { MeshQueries } from './core/queries.js';
 import { Registry, DEFAULT_INSTANCE_GRACE_MS } from './core/registry.js';
 import { ResourceService } from './core/resource-service.js';
@@ -104,7 +106,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
       },
     });
     const stats = new GoldenMetrics();
-    xds = new XdsServer({ identity, tokens, registry, compiler, proxies, metrics, stats, log: log.child({ component: 'xds' }), ...(opts.xdsOptions ? { options: opts.xdsOptions } : {}) });
+    const taps = new TapService({ metrics });
+    const denials = new DenialLog();
+    const tapRefresh = setInterval(() => taps.refresh(), TAP_REFRESH_MS);
+    tapRefresh.unref();
+    cleanups.push(async () => clearInterval(tapRefresh));
+    xds = new XdsServer({ identity, tokens, registry, compiler, proxies, metrics, stats, taps, denials, log: log.child({ component: 'xds' }), ...(opts.xdsOptions ? { options: opts.xdsOptions } : {}) });
     const xdsServer = xds;
     const xdsAddress = await xdsServer.listen(xdsAddr.host, xdsAddr.port);
     cleanups.push(() => xdsServer.close());
@@ -118,7 +125,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     const queries = new MeshQueries(store, registry, proxies, opts.trustDomain, () => compiler.currentVersion);
     let ready = false;
     const api = new ApiServer({
-      resources, tokens, queries, metrics, adminToken, stats, log: log.child({ component: 'api' }),
+      resources, tokens, queries, metrics, adminToken, stats, taps, denials, log: log.child({ component: 'api' }),
       ready: () => ready,
       status: () => ({
         version: compiler.currentVersion,

@@ -5,8 +5,8 @@
 import { z } from 'zod';
 import { KINDS, Resource } from '../../../api/schema/resources.js';
 import {
-  ApplyRequest, ApplyResponse, DeleteResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
-  ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TokenRequest, TokenResponse,
+  ApplyRequest, ApplyResponse, DeleteResponse, DenialsResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
+  ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TapStreamMessage, TokenRequest, TokenResponse,
 } from '../../contract.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -38,6 +38,8 @@ export function buildOpenApiDocument(opts: { version?: string } = {}): Record<st
     StatusResponse: schema(StatusResponse, 'output'),
     HealthResponse: schema(HealthResponse, 'output'),
     StatsResponse: schema(StatsResponse, 'output'),
+    TapStreamMessage: schema(TapStreamMessage, 'output'),
+    DenialsResponse: schema(DenialsResponse, 'output'),
   };
   // The apply request carries resources in their input form.
   (components.ApplyRequest as { properties: Record<string, unknown> }).properties.resources = { type: 'array', items: ref('ResourceInput') };
@@ -131,6 +133,32 @@ export function buildOpenApiDocument(opts: { version?: string } = {}): Record<st
             { name: 'by', in: 'query', required: false, schema: { type: 'string', enum: ['service', 'route', 'edge'], default: 'service' } },
           ],
           responses: { 200: json('StatsResponse'), 400: errorResponse('INVALID: window or by'), ...unauthorized },
+        },
+      },
+      '/api/v1/tap': {
+        get: {
+          operationId: 'tap',
+          summary: 'Live requests of every instance of a service, as Server-Sent Events until the client disconnects',
+          description: 'Each event\'s `event:` field is its type and its `data:` one TapStreamMessage as JSON: `tap` (one request seen by a proxy of the service, inbound or outbound, request headers redacted and truncated) or `status` (at the start, every 5s and on change: proxies tapped, events dropped so far). A `: heartbeat` comment comes every 15s. Every hop is bounded (events per second per proxy, the proxy\'s batch buffer and config-stream backlog, this client\'s queue); what a bound drops is counted in `dropped`, never waited for.',
+          parameters: [
+            { name: 'service', in: 'query', required: true, schema: { type: 'string' } },
+            { name: 'path', in: 'query', required: false, description: 'Path prefix (normalised path, without query), e.g. /api', schema: { type: 'string' } },
+            { name: 'method', in: 'query', required: false, description: 'HTTP method, case-insensitive', schema: { type: 'string' } },
+          ],
+          responses: {
+            200: { description: 'event stream', content: { 'text/event-stream': { schema: ref('TapStreamMessage') } } },
+            400: errorResponse('INVALID: service, path or method (errors[] has the field paths)'),
+            429: errorResponse('TOO_MANY_TAPS: the concurrent tap bound is reached'),
+            ...unauthorized,
+          },
+        },
+      },
+      '/api/v1/denials': {
+        get: {
+          operationId: 'denials',
+          summary: 'The most recent authorization denials (403 FORBIDDEN, 401 UNAUTHENTICATED) reported by the proxies, newest first',
+          parameters: [{ name: 'service', in: 'query', required: false, description: 'Only denials with this destination service', schema: { type: 'string' } }],
+          responses: { 200: json('DenialsResponse'), ...unauthorized },
         },
       },
     },

@@ -1,5 +1,6 @@
 /**
- * The REST API (--api): resources, tokens, services, proxies, golden-metrics stats; plus /healthz, /readyz, /metrics and
+ * The REST API (--api): resources, tokens, services, proxies, golden-metrics stats, live tap (Server-Sent Events,
+ * tap-stream.ts) and recent denials; plus /healthz, /readyz, /metrics and
  * /api/openapi.json. JSON errors everywhere: {"error": CODE, "message": ..., "errors"?: [{path, message}]}.
  * On a non-loopback address every /api/ route requires `Authorization: Bearer <admin token>`.
  */
@@ -12,7 +13,7 @@ import { boundAddress, isLoopbackHost } from '../../../shared/address.js';
 import type { Logger } from '../../../shared/log.js';
 import {
   ApplyRequest, TokenRequest,
-  type ApplyResponse, type DeleteResponse, type ErrorBody, type ResourceList, type StatsResponse, type StatusResponse, type TokenResponse,
+  type ApplyResponse, type DeleteResponse, type DenialsResponse, type ErrorBody, type ResourceList, type StatsResponse, type StatusResponse, type TokenResponse,
 } from '../../contract.js';
 import { STATS_BY, type GoldenMetrics, type StatsBy } from '../../core/golden-metrics.js';
 import { RESERVED_SERVICES } from '../../core/identity.js';
@@ -21,6 +22,9 @@ import type { MeshQueries } from '../../core/queries.js';
 import { issuesToFieldErrors, type ResourceService } from '../../core/resource-service.js';
 import type { TokenService } from '../../core/tokens.js';
 import { buildOpenApiDocument } from './openapi.js';
+import { TooManyTapsError, type TapService } from '../../core/taps.js';
+import type { DenialLog } from '../../core/denials.js';
+import { SseTapClient, type TapStreamOptions } from './tap-stream.js';
 
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -35,6 +39,11 @@ export interface ApiServerDeps {
   log: Logger;
   /** Golden metrics from the proxies' stats messages (GET /api/v1/stats). */
   stats?: GoldenMetrics;
+  /** Live tap sessions (GET /api/v1/tap). */
+  taps?: TapService;
+  tapStream?: TapStreamOptions;
+  /** Recent authorization denials (GET /api/v1/denials). */
+  denials?: DenialLog;
   now?: () => number;
 }
 
@@ -85,6 +94,7 @@ export class ApiServer {
       r('GET', /^\/api\/v1\/services\/([^/]+)$/, (_req, [name]) => this.describeService(name!)),
       r('GET', /^\/api\/v1\/proxies$/, async () => ({ body: this.deps.queries.proxyStates() })),
       r('GET', /^\/api\/v1\/stats$/, async (req) => ({ body: this.stats(req) })),
+      r('GET', /^\/api\/v1\/denials$/, async (req) => ({ body: this.denials(req) })),
     ];
   }
 
@@ -141,6 +151,10 @@ export class ApiServer {
         if (this.authRequired && !isAuthorized(req.headers.authorization, this.deps.adminToken)) {
           throw new HttpError(401, 'UNAUTHENTICATED', 'this API is not on loopback: send Authorization: Bearer <admin token> (file admin-token in the data dir; $TRELLIS_ADMIN_TOKEN for the CLI)');
         }
+        if (path === '/api/v1/tap') {
+          if (method !== 'GET') throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
+          return this.tap(url, res);
+        }
         let pathMatched = false;
         for (const route of this.routes) {
           const m = route.pattern.exec(path);
@@ -165,6 +179,7 @@ export class ApiServer {
         if (err.status === 413) res.setHeader('connection', 'close');
         return send(res, err.status, body);
       }
+      if (err instanceof TooManyTapsError) return send(res, 429, { error: err.code, message: err.message } satisfies ErrorBody);
       if (err instanceof ValidationError) {
         return send(res, 400, { error: 'INVALID', message: err.message, errors: err.errors } satisfies ErrorBody);
       }
@@ -243,6 +258,23 @@ export class ApiServer {
       by, window, windowMs, coveredMs: Math.round(result.coveredMs), ...(service !== undefined ? { service } : {}),
       at: new Date(now).toISOString(), rows: result.rows, dropped: result.dropped,
     };
+  }
+
+  /** GET /api/v1/denials[?service=S]: newest first. */
+  private denials(req: http.IncomingMessage): DenialsResponse {
+    const service = new URL(req.url ?? '/', 'http://localhost').searchParams.get('service') || undefined;
+    return { denials: this.deps.denials?.list(service) ?? [] };
+  }
+
+  /** GET /api/v1/tap?service=S[&path=P][&method=M]: Server-Sent Events until the client leaves. */
+  private tap(url: URL, res: http.ServerResponse): void {
+    const taps = this.deps.taps;
+    if (!taps) throw new HttpError(404, 'NOT_FOUND', 'live tap is not available on this control plane');
+    const q = url.searchParams;
+    const filter: Record<string, string | undefined> = { service: q.get('service') ?? undefined };
+    if (q.has('path')) filter.path = q.get('path')!;
+    if (q.has('method')) filter.method = q.get('method')!;
+    SseTapClient.open(taps, filter, res, this.deps.tapStream);
   }
 
   private async describeService(name: string): Promise<{ body: unknown }> {

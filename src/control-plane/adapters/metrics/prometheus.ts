@@ -1,14 +1,17 @@
 /** The control plane's Prometheus metrics (own registry, served at GET /metrics). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MetricsSink } from '../../core/ports.js';
+import type { TapMetrics } from '../../core/taps.js';
 
-export class PrometheusMetrics implements MetricsSink {
+export class PrometheusMetrics implements MetricsSink, TapMetrics {
   readonly registry = new Registry();
   private readonly connected: Gauge;
   private readonly version: Gauge;
   private readonly push: Histogram;
   private readonly nacks: Counter<'service'>;
   private readonly issued: Counter;
+  private readonly tapSessions: Gauge;
+  private readonly tapDropped: Counter<'where'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -22,6 +25,8 @@ export class PrometheusMetrics implements MetricsSink {
     });
     this.nacks = new Counter({ name: 'trellis_cp_nacks_total', help: 'Config versions rejected by proxies', labelNames: ['service'], registers });
     this.issued = new Counter({ name: 'trellis_cp_certificates_issued_total', help: 'Workload certificates issued', registers });
+    this.tapSessions = new Gauge({ name: 'trellis_cp_tap_sessions', help: 'Live tap sessions (GET /api/v1/tap clients)', registers });
+    this.tapDropped = new Counter({ name: 'trellis_cp_tap_events_dropped_total', help: 'Tap events lost: proxy (reported by proxies: rate, buffer, backpressure) or client (a slow SSE client)', labelNames: ['where'], registers });
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'trellis_cp_process_' });
   }
 
@@ -30,6 +35,8 @@ export class PrometheusMetrics implements MetricsSink {
   observePush(seconds: number): void { this.push.observe(seconds); }
   nack(service: string): void { this.nacks.inc({ service }); }
   certificateIssued(): void { this.issued.inc(); }
+  setTapSessions(n: number): void { this.tapSessions.set(n); }
+  tapEventsDropped(where: 'proxy' | 'client', n: number): void { this.tapDropped.inc({ where }, n); }
 
   get contentType(): string { return this.registry.contentType; }
   text(): Promise<string> { return this.registry.metrics(); }

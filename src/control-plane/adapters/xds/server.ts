@@ -6,6 +6,8 @@
  *   POST /v1/certificates  CSR + join token (first time) or CSR + client certificate (renewal)
  *   POST /v1/stream        client certificate required; NDJSON both ways: hello/ack/nack/cert/stats/goodbye in,
  *                          snapshot/error out. Every config change is pushed as a new version.
+ *                          Live tap: tap-start/tap-stop out, tap batches in (core/taps.ts); the denials carried
+ *                          by stats messages go to core/denials.ts.
  */
 import http2 from 'node:http2';
 import os from 'node:os';
@@ -26,6 +28,8 @@ import type { ProxyTracker } from '../../core/proxies.js';
 import type { Registry } from '../../core/registry.js';
 import type { TokenService } from '../../core/tokens.js';
 import type { GoldenMetrics } from '../../core/golden-metrics.js';
+import type { TapService } from '../../core/taps.js';
+import type { DenialLog } from '../../core/denials.js';
 import { issuesToFieldErrors } from '../../core/resource-service.js';
 import type { z } from 'zod';
 
@@ -55,6 +59,10 @@ export interface XdsServerDeps {
   options?: XdsServerOptions;
   /** Where proxies' `stats` messages go (golden metrics for GET /api/v1/stats). */
   stats?: GoldenMetrics;
+  /** Live tap sessions: tap-start/tap-stop to the proxies of a tapped service, their tap batches back. */
+  taps?: TapService;
+  /** Where the denials of proxies' stats messages go (GET /api/v1/denials). */
+  denials?: DenialLog;
   now?: () => number;
 }
 
@@ -102,6 +110,13 @@ export class XdsServer {
       servingCertTtlMs: deps.options?.servingCertTtlMs ?? 30 * 24 * 3_600_000,
     };
     deps.registry.on('removed', (id) => deps.proxies.removed(id));
+    deps.taps?.attach({
+      instancesOf: (service) => [...this.byInstance.values()].filter((c) => !c.closed && c.service === service).map((c) => c.instance!.id),
+      send: (instanceId, msg) => {
+        const conn = this.byInstance.get(instanceId);
+        if (conn && !conn.closed) this.send(conn, msg);
+      },
+    });
   }
 
   /** The bound address, HOST:PORT. */
@@ -389,6 +404,10 @@ export class XdsServer {
       case 'stats':
         // Stamped with the control plane's clock (proxy clocks may be skewed); the proxy's window gives the span.
         this.deps.stats?.ingest(conn.service, msg.rows, (this.deps.now ?? Date.now)(), Math.max(0, msg.window.end - msg.window.start), msg.dropped ?? 0);
+        if (msg.denials || msg.denialsDropped) this.deps.denials?.record(conn.service, conn.instance!.id, msg.denials ?? [], msg.denialsDropped ?? 0);
+        return;
+      case 'tap':
+        this.deps.taps?.receive(conn.instance!.id, conn.service, msg);
         return;
       case 'goodbye': {
         conn.goodbye = true;
@@ -425,12 +444,14 @@ export class XdsServer {
     this.deps.log.info('proxy connected', { instance: info.id, service: info.service, address: info.address });
     const snapshot = await this.deps.compiler.snapshotFor(info.service);
     this.sendSnapshot(conn, snapshot);
+    if (!conn.closed && this.byInstance.get(info.id) === conn) this.deps.taps?.proxyConnected(info.id, info.service);
   }
 
   private onConnectionClosed(conn: Connection): void {
     conn.closed = true;
     this.connections.delete(conn);
     const id = conn.instance?.id;
+    if (id && (this.byInstance.get(id) ?? conn) === conn) this.deps.taps?.proxyDisconnected(id);
     if (id && this.byInstance.get(id) === conn) {
       this.byInstance.delete(id);
       if (!conn.goodbye && !this.closing) {
