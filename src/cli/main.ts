@@ -8,6 +8,7 @@ import { registerCanI } from './commands/can-i.js';
 import { registerPrometheusConfig } from './commands/prometheus-config.js';
 import { registerRoute } from './commands/route.js';
 import { registerStat } from './commands/stat.js';
+import { registerTap } from './commands/tap.js';
 import { registerProxyConfig } from './commands/proxy-config.js';
 import { registerCheck } from './commands/check.js';
 
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerRoute(program);
   registerCheck(program);
   registerStat(program);
+  registerTap(program);
   registerProxyConfig(program);
   registerDemo(program);
   return program;
