@@ -174,6 +174,27 @@ describe('trellis tap and denials', () => {
     await eventually(async () => /trellis_cp_tap_sessions 0/.test(await client(cp).metrics()), 10_000, 'the stuck session to end');
   });
 
+  it('a proxy of the tapped service that connects later is tapped too', async () => {
+    const tap = startTap(cp.api, ['backend', '-o', 'json']);
+    await tap.waitForStderr(/tapping 1 instance/);
+    const b2 = await startHttpApp('b2');
+    apps.push(b2);
+    const late = await startMeshProxy(cp, { service: 'backend', app: b2.address });
+    await tap.waitForStderr(/tapping 2 instance/);
+    await waitForEndpoints(frontend, 'backend', 2);
+    const seen = new Set<string>();
+    await eventually(async () => {
+      assert.equal((await httpGet(frontend.outbound.backend!, '/late')).status, 200);
+      for (const l of tap.stdout) if (l.trim()) seen.add((JSON.parse(l) as TapEvent).instance);
+      return seen.size === 2;
+    }, 15_000, 'events from both backend instances');
+    assert.ok([...seen].every((id) => id.startsWith('backend-')));
+    await late.stop();
+    await tap.waitForStderr(/tapping 2 instance[^]*tapping 1 instance/);
+    await waitForEndpoints(frontend, 'backend', 1);
+    assert.equal(await tap.stop(), 0);
+  });
+
   it('an AuthorizationPolicy deny shows up in GET /api/v1/denials', async () => {
     await applyAndWait(cp, backend, [{
       apiVersion: API, kind: 'AuthorizationPolicy', metadata: { name: 'deny-admin' },
