@@ -93,16 +93,22 @@ export class TapHub {
 
   private readonly observe: TapObserver = (req, status, error, source, destination, latencyMs) => {
     let path: string | undefined;
+    let method: string | undefined;
     let event: TapEvent | undefined;
+    let chars = 0;
     let now = 0;
     for (const session of this.sessions.values()) {
       path ??= pathOnly(req.path);
-      if (!session.matches(req.method, path)) continue;
+      method ??= req.method.toUpperCase();
+      if (!session.matches(method, path)) continue;
       if (now === 0) now = this.now();
       if (!session.admit(now)) { this.drop(session, 'rate', 1); continue; }
       if (session.full) { this.drop(session, 'buffer', 1); continue; }
-      event ??= this.eventOf(req, status, error, source, destination, latencyMs, now);
-      session.events.push(event);
+      if (event === undefined) {
+        event = this.eventOf(req, status, error, source, destination, latencyMs, now);
+        chars = estimateChars(event);
+      }
+      session.push(event, chars);
       if (session.full) this.scheduleFlush();
     }
   };
@@ -168,6 +174,13 @@ export class TapHub {
     }
     this.opts.onSessions?.(n);
   }
+}
+
+/** A generous estimate of an event's JSON size (fixed fields + the variable strings, twice for escaping). */
+export function estimateChars(e: TapEvent): number {
+  let n = 512 + e.path.length + (e.authority?.length ?? 0) + (e.route?.length ?? 0);
+  for (const name in e.requestHeaders) n += name.length + e.requestHeaders[name]!.length + 6;
+  return n * 2;
 }
 
 function clip(s: string, max: number): string {

@@ -8,6 +8,12 @@ import type { TapStartMessage } from '../../api/schema/xds.js';
 /** A tap with no tap-stop and no refreshing tap-start ends by itself after this long. */
 export const TAP_SESSION_TTL_MS = 10 * 60_000;
 
+/**
+ * Most (estimated) characters of events in one batch: keeps a `tap` message well under the control plane's
+ * 1 MiB line bound even when every event carries 64 long headers (100 such events would not fit).
+ */
+export const MAX_TAP_BATCH_CHARS = 192 * 1024;
+
 export type TapDropReason = 'rate' | 'buffer' | 'backpressure';
 
 export class TapSession {
@@ -20,6 +26,8 @@ export class TapSession {
   expiresAt: number;
   /** Events waiting for the next flush (at most MAX_TAP_BATCH). */
   events: TapEvent[] = [];
+  /** Estimated size of `events` (tap-hub.ts estimateChars). */
+  chars = 0;
   /** Matching requests not reported since the last `tap` message sent. */
   dropped = 0;
 
@@ -42,9 +50,9 @@ export class TapSession {
     this.expiresAt = now + TAP_SESSION_TTL_MS;
   }
 
-  /** `method` as received, `path` without its query. */
+  /** `method` upper-cased, `path` without its query. */
   matches(method: string, path: string): boolean {
-    if (this.method !== undefined && this.method !== method.toUpperCase()) return false;
+    if (this.method !== undefined && this.method !== method) return false;
     return this.pathPrefix === undefined || path.startsWith(this.pathPrefix);
   }
 
@@ -60,12 +68,18 @@ export class TapSession {
     return true;
   }
 
-  get full(): boolean { return this.events.length >= this.maxBatch; }
+  get full(): boolean { return this.events.length >= this.maxBatch || this.chars >= MAX_TAP_BATCH_CHARS; }
+
+  push(event: TapEvent, chars: number): void {
+    this.events.push(event);
+    this.chars += chars;
+  }
 
   /** Takes the buffered events and the drop count for one `tap` message. */
   take(): { events: TapEvent[]; dropped: number } {
     const out = { events: this.events, dropped: this.dropped };
     this.events = [];
+    this.chars = 0;
     this.dropped = 0;
     return out;
   }

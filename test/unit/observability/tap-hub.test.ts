@@ -116,6 +116,18 @@ describe('TapHub', () => {
     assert.equal(sent[0]!.dropped, 10);
   });
 
+  it('keeps every tap message under the control plane\'s 1 MiB line bound, even with maximal headers', () => {
+    hub.start(start({ maxEventsPerSecond: 10_000 }));
+    const headers: Record<string, string> = {};
+    for (let i = 0; i < MAX_TAP_HEADERS; i++) headers[`x-${'n'.repeat(200)}-${i}`] = 'v'.repeat(MAX_TAP_HEADER_VALUE * 2);
+    for (let i = 0; i < MAX_TAP_BATCH; i++) observe(request({ headers, path: `/${'p'.repeat(3000)}` }));
+    mock.timers.runAll();
+    assert.ok(sent[0]!.events.length > 0 && sent[0]!.events.length < MAX_TAP_BATCH, 'the batch is full by size before it is by count');
+    assert.equal(sent.reduce((n, m) => n + m.events.length, 0) + (drops.buffer ?? 0), MAX_TAP_BATCH);
+    for (const m of sent) assert.ok(Buffer.byteLength(JSON.stringify(m)) < 1024 * 1024, `${Buffer.byteLength(JSON.stringify(m))} bytes`);
+    assert.doesNotThrow(() => ProxyMessage.parse(sent[0]));
+  });
+
   it('drops a batch (counted) when the config stream is backed up, and reports it once it is not', () => {
     hub.start(start());
     accept = false;
