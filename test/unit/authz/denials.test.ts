@@ -10,6 +10,8 @@ import { MAX_DENIALS_PER_STATS } from '../../../src/api/schema/tap.js';
 import { ProxyMessage } from '../../../src/api/schema/xds.js';
 import { compileAuthz, type AuthorizationPolicy } from '../../../src/proxy/authz/engine.js';
 import { AuthorizationFilter } from '../../../src/proxy/filters/authorization.js';
+import { JwtAuthenticationFilter } from '../../../src/proxy/filters/jwt-authentication.js';
+import { JwtError } from '../../../src/proxy/authz/jwt.js';
 import { ProxyMetrics } from '../../../src/proxy/metrics.js';
 import { meshRequest, response } from '../filters/helpers.js';
 
@@ -40,5 +42,19 @@ describe('denials in stats messages', () => {
     assert.match(await metrics.registry.metrics(), /trellis_authz_denials_unreported_total\{[^}]*\} 3/);
     const next = metrics.stats.flush();
     assert.equal(next?.denials, undefined, 'a new interval starts empty');
+  });
+
+  it('records JWT authentication 401s as denials without a policy', async () => {
+    const metrics = new ProxyMetrics({ service: 'backend', instance: 'backend-1' });
+    const auth = { required: true, issuers: ['https://issuer'], authenticate: async () => { throw new JwtError('expired', 'the token expired'); } };
+    const filter = new JwtAuthenticationFilter(auth, metrics, 'backend');
+    const req = meshRequest({ direction: 'inbound', path: '/data', destination: 'backend', source: { identity: 'spiffe://trellis.local/service/frontend', service: 'frontend' } });
+    await assert.rejects(filter.handle(req, async () => response(200)), JwtError);
+    const [d] = metrics.stats.flush()!.denials!;
+    assert.equal(d!.source, 'frontend');
+    assert.equal(d!.destination, 'backend');
+    assert.equal(d!.path, '/data');
+    assert.equal(d!.policy, undefined);
+    assert.match(d!.reason, /^unauthenticated: the token expired/);
   });
 });
