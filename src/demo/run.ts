@@ -1,9 +1,11 @@
 /**
  * `trellis demo`: a real mesh on one machine. It starts the control plane and one sidecar proxy per
  * shop instance as child processes (the same binaries and flags as a deployment), runs the shop's
- * services in this process, applies a canary HTTPRoute and a TrafficPolicy through the API, drives
- * steady traffic and prints a summary every few seconds. SIGINT/SIGTERM (or --duration) stops
- * everything: proxies first, then the control plane, then the apps; no process is left behind.
+ * services in this process (HTTP, and one gRPC hop: checkout → payments), applies a canary HTTPRoute,
+ * a TrafficPolicy and an AuthorizationPolicy (only checkout may call payments) through the API, drives
+ * steady traffic plus a rogue caller the policy refuses, and prints a summary every few seconds.
+ * SIGINT/SIGTERM (or --duration) stops everything: proxies first, then the control plane, then the
+ * apps; no process is left behind.
  */
 import { pollUntil } from '../shared/poll.js';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,7 +14,9 @@ import { join } from 'node:path';
 import { TrellisClient } from '../sdk/client.js';
 import { announce, announceListening } from '../shared/log.js';
 import { spawnTrellis, type Child } from './children.js';
-import { startShopApp, type ShopApp } from './shop.js';
+import { AUTHORIZE_PATH } from './payments-grpc.js';
+import { RogueApp } from './rogue.js';
+import { SHOP_INSTANCES, startShopApp, type ShopApp } from './shop.js';
 import { formatWindow, TrafficGenerator } from './traffic.js';
 
 export interface DemoOptions {
@@ -32,22 +36,15 @@ export interface DemoOptions {
 const STARTUP_BUDGET_MS = 30_000;
 const DEFAULT_API = '127.0.0.1:15000';
 
-/** The shop's instances: catalog runs twice (v1 and the v2 canary). */
-const INSTANCES: Array<{ service: string; version: string }> = [
-  { service: 'inventory', version: 'v1' },
-  { service: 'payments', version: 'v1' },
-  { service: 'catalog', version: 'v1' },
-  { service: 'catalog', version: 'v2' },
-  { service: 'checkout', version: 'v1' },
-  { service: 'web', version: 'v1' },
-];
+/** How often the rogue caller tries to reach payments. */
+const ROGUE_EVERY_MS = 2000;
 
 /** The shop's services, declared up front so routes and policies can name them before instances join. */
-export const SERVICES = [...new Set(INSTANCES.map((i) => i.service))].map((name) => ({
+export const SERVICES = [...new Map(SHOP_INSTANCES.map((i) => [i.service, i.protocol])).entries()].map(([name, protocol]) => ({
   apiVersion: 'trellis.dev/v1alpha1',
   kind: 'Service',
   metadata: { name, labels: { app: 'trellis-demo' } },
-  spec: { protocol: 'http' },
+  spec: { protocol },
 }));
 
 export const CANARY_ROUTE = {
@@ -73,6 +70,57 @@ export const CATALOG_POLICY = {
   spec: { targetRef: { name: 'catalog' }, loadBalancer: { type: 'EWMA' } },
 };
 
+/** Only checkout may authorize payments, and only through Payments/Authorize: anyone else gets PERMISSION_DENIED. */
+export const PAYMENTS_AUTHZ = {
+  apiVersion: 'trellis.dev/v1alpha1',
+  kind: 'AuthorizationPolicy',
+  metadata: { name: 'payments-allow-checkout', labels: { app: 'trellis-demo' } },
+  spec: {
+    targetRef: { name: 'payments' },
+    action: 'ALLOW',
+    rules: [{ from: [{ services: ['checkout'] }], to: [{ methods: ['POST'], paths: [AUTHORIZE_PATH] }] }],
+  },
+};
+
+/** The start-up message: where the dashboard is, what runs, and what to try next. */
+export function banner(o: { api: string; webProxy: string; rate: number; startupMs: number; durationMs?: number }): string {
+  const authorize = `POST ${AUTHORIZE_PATH}`;
+  return [
+    '',
+    `Trellis demo is running (traffic flowing ${(o.startupMs / 1000).toFixed(1)}s after launch).`,
+    '',
+    `  Dashboard:  http://${o.api}/`,
+    `  REST API:   http://${o.api}/api/v1   (OpenAPI: /api/openapi.json)`,
+    '',
+    '  The shop, every hop through the callers\' sidecars over mTLS:',
+    '    web -> catalog -> inventory    HTTP; catalog v1 90% / v2 10% (HTTPRoute catalog-canary)',
+    '    web -> checkout                HTTP',
+    `    checkout -> payments           gRPC ${AUTHORIZE_PATH}`,
+    `    rogue -> payments              gRPC every ${ROGUE_EVERY_MS / 1000}s, refused: PERMISSION_DENIED (AuthorizationPolicy payments-allow-checkout)`,
+    `  ${o.rate} requests/s go to web through its sidecar (try it: curl -x http://${o.webProxy} http://web/)`,
+    '',
+    '  What to try next, from another terminal:',
+    ...(o.api === DEFAULT_API ? [] : [`    export TRELLIS_API=http://${o.api}      # the CLI's default is http://${DEFAULT_API}`]),
+    '    npx trellis stat                # golden metrics per service: RPS, success rate, p50/p95/p99',
+    '    npx trellis stat --edges        # per caller -> callee, checkout -> payments (gRPC) included',
+    '    npx trellis top                 # the busiest routes, refreshed live',
+    '    npx trellis tap catalog         # every request to and from catalog, live (Ctrl-C ends it)',
+    `    npx trellis can-i --from rogue --to payments ${authorize}`,
+    `    curl -s http://${o.api}/api/v1/denials      # the most recent denials: rogue -> payments`,
+    '  Move the canary: save the route, change the weights (e.g. 50/50), apply it; the v2 share follows within seconds:',
+    '    npx trellis get httproute catalog-canary -o yaml > canary.yaml',
+    '    npx trellis apply -f canary.yaml',
+    '',
+    `  Ctrl-C stops everything${o.durationMs ? ` (or it stops by itself after ${Math.round(o.durationMs / 1000)}s)` : ''}.`,
+    '',
+  ].join('\n');
+}
+
+function formatRogue(w: Record<string, number>): string {
+  const parts = Object.entries(w).map(([status, n]) => `${status}×${n}`);
+  return parts.length ? ` | rogue -> payments: ${parts.join(' ')}` : '';
+}
+
 function until<T>(what: string, deadline: number, check: () => Promise<T | undefined | false>): Promise<T> {
   return pollUntil(check, { what, timeoutMs: Math.max(0, deadline - Date.now()), intervalMs: 100 });
 }
@@ -97,6 +145,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   let controlPlane: Child | undefined;
   const apps: ShopApp[] = [];
   let traffic: TrafficGenerator | undefined;
+  let rogue: RogueApp | undefined;
   const timers: NodeJS.Timeout[] = [];
 
   // Last resort: if this process dies abruptly, take the children with it.
@@ -110,7 +159,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     stopping ??= (async () => {
       say(`stopping (${why})...`);
       for (const t of timers) clearInterval(t);
-      await traffic?.stop();
+      await Promise.all([traffic?.stop(), rogue?.stopAttempts()]);
       // Proxies first (they drain and deregister), then the control plane, then the apps.
       await Promise.all(proxies.map((p) => p.stop(10_000)));
       await controlPlane?.stop(10_000);
@@ -151,37 +200,46 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     await until('the control plane to be ready', deadline, async () => (await client.ready()) && true);
 
     // 2. The services and their routing config first, so every proxy's first snapshot already has it.
-    await client.apply([...SERVICES, CANARY_ROUTE, CATALOG_POLICY]);
+    await client.apply([...SERVICES, CANARY_ROUTE, CATALOG_POLICY, PAYMENTS_AUTHZ]);
 
     // 3. The shop's apps, a join token per service, and a sidecar per instance.
     await mkdir(join(workDir, 'tokens'), { mode: 0o700 });
     const tokenFiles = new Map<string, string>();
-    for (const service of new Set(INSTANCES.map((i) => i.service))) {
+    for (const service of new Set(SHOP_INSTANCES.map((i) => i.service))) {
       const { token } = await client.createToken(service, '24h');
       const file = join(workDir, 'tokens', `${service}.token`);
       await writeFile(file, token, { mode: 0o600 });
       tokenFiles.set(service, file);
     }
-    const sidecars = await Promise.all(INSTANCES.map(async ({ service, version }) => {
-      const app = await startShopApp(service, version);
+    const sidecars = await Promise.all(SHOP_INSTANCES.map(async ({ service, version, protocol, outbound }) => {
+      const app = service === 'rogue' ? (rogue = await RogueApp.start()) : await startShopApp(service, version);
       apps.push(app);
       if (stopping) throw new Error('stopped');
       const proxy = spawnTrellis(`proxy ${service} ${version}`, [
-        'proxy', '--service', service, '--app', app.address, '--inbound', '127.0.0.1:0',
+        'proxy', '--service', service, '--app', app.address, '--protocol', protocol, '--inbound', '127.0.0.1:0',
         '--token-file', tokenFiles.get(service)!, '--labels', `version=${version}`,
+        ...outbound.flatMap((name) => ['--outbound', `${name}=127.0.0.1:0`]),
         '--http-proxy', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--drain-timeout', '2s',
-      ], { expect: ['admin', 'inbound', 'http-proxy'], ready: true, timeoutMs: Math.max(1000, deadline - Date.now()) });
+      ], {
+        expect: ['admin', 'inbound', 'http-proxy', ...outbound.map((name) => `outbound:${name}`)],
+        ready: true, timeoutMs: Math.max(1000, deadline - Date.now()),
+      });
       proxies.push(proxy);
       watch(proxy);
       await proxy.started;
-      app.httpProxy = proxy.listening['http-proxy']!;
+      app.attach({
+        httpProxy: proxy.listening['http-proxy']!,
+        outbound: Object.fromEntries(outbound.map((name) => [name, proxy.listening[`outbound:${name}`]!])),
+      });
       return { service, version, app, proxy };
     }));
     const web = sidecars.find((s) => s.service === 'web')!;
-    const webProxy = web.app.httpProxy!;
+    const webProxy = web.proxy.listening['http-proxy']!;
 
     // 4. Wait until the callers' sidecars see every instance they call, then for one full request.
-    const needs: Record<string, Record<string, number>> = { web: { catalog: 2, checkout: 1 }, catalog: { inventory: 1 }, checkout: { payments: 1 } };
+    const needs: Record<string, Record<string, number>> = {
+      web: { catalog: 2, checkout: 1 }, catalog: { inventory: 1 }, checkout: { payments: 1 }, rogue: { payments: 1 },
+    };
     await Promise.all(sidecars.filter((s) => needs[s.service]).map((s) => until(`${s.service}'s sidecar to see its upstreams`, deadline, async () => {
       const clusters = await proxyConfig(s.proxy.listening.admin!);
       return Object.entries(needs[s.service]!).every(([svc, n]) => (clusters[svc]?.endpoints.length ?? 0) >= n);
@@ -193,34 +251,23 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       return traffic!.total.ok > before;
     });
     traffic.takeWindow();
+    // The policy is in force at payments' sidecar: the rogue's call is refused there, not by the app.
+    await until('payments\' sidecar to refuse the rogue caller', deadline, async () => (await rogue!.attempt()) === 'PERMISSION_DENIED');
+    rogue!.takeWindow();
 
     // 5. Running.
     traffic.start();
     announceListening('http-proxy:web', webProxy);
-    const defaultApi = api === DEFAULT_API;
-    const env = defaultApi ? '' : `TRELLIS_API=http://${api} `;
-    say([
-      '',
-      `Trellis demo is running (started in ${((Date.now() - startedAt) / 1000).toFixed(1)}s).`,
-      `  API and dashboard:  http://${api}/`,
-      '  The shop:           web -> catalog (v1 90% / v2 10% canary) -> inventory, web -> checkout -> payments',
-      `                      every hop goes through the callers' sidecars over mTLS; ${opts.rate} req/s to web`,
-      '  Try:',
-      `    ${env}npx trellis get services`,
-      `    ${env}npx trellis describe service catalog`,
-      `    curl -x http://${webProxy} http://web/`,
-      '  Move the canary: save the route, change the weights (e.g. 50/50), apply it:',
-      `    ${env}npx trellis get httproute catalog-canary -o yaml > canary.yaml`,
-      `    ${env}npx trellis apply -f canary.yaml`,
-      `  Ctrl-C stops everything${opts.durationMs ? ` (or it stops by itself after ${Math.round(opts.durationMs / 1000)}s)` : ''}.`,
-      '',
-    ].join('\n'));
-    announce('ready', { api: `http://${api}/`, web: webProxy });
+    rogue!.startAttempts(ROGUE_EVERY_MS);
+    // Since this process was launched (node's own start-up included): the "starts within 30 s" budget.
+    const startupMs = Math.round(process.uptime() * 1000);
+    say(banner({ api, webProxy, rate: opts.rate, startupMs, ...(opts.durationMs !== undefined ? { durationMs: opts.durationMs } : {}) }));
+    announce('ready', { api: `http://${api}/`, dashboard: `http://${api}/`, web: webProxy, startupMs });
     if (!opts.quiet) {
       let last = Date.now();
       timers.push(setInterval(() => {
         const now = Date.now();
-        say(formatWindow(traffic!.takeWindow(), traffic!.total, Math.round((now - last) / 1000)));
+        say(formatWindow(traffic!.takeWindow(), traffic!.total, Math.round((now - last) / 1000)) + formatRogue(rogue!.takeWindow()));
         last = now;
       }, opts.summaryEveryMs));
     }
