@@ -3,7 +3,7 @@
  * shop instance as child processes (the same binaries and flags as a deployment), runs the shop's
  * services in this process (HTTP, and one gRPC hop: checkout → payments), applies a canary HTTPRoute,
  * a TrafficPolicy and an AuthorizationPolicy (only checkout may call payments) through the API, drives
- * steady traffic plus a rogue caller the policy refuses, and prints a summary every few seconds.
+ * steady traffic (loadgen → web) plus a rogue caller the policy refuses, and prints a summary every few seconds.
  * SIGINT/SIGTERM (or --duration) stops everything: proxies first, then the control plane, then the
  * apps; no process is left behind.
  */
@@ -83,7 +83,7 @@ export const PAYMENTS_AUTHZ = {
 };
 
 /** The start-up message: where the dashboard is, what runs, and what to try next. */
-export function banner(o: { api: string; webProxy: string; rate: number; startupMs: number; durationMs?: number }): string {
+export function banner(o: { api: string; httpProxy: string; rate: number; startupMs: number; durationMs?: number }): string {
   const authorize = `POST ${AUTHORIZE_PATH}`;
   return [
     '',
@@ -93,11 +93,12 @@ export function banner(o: { api: string; webProxy: string; rate: number; startup
     `  REST API:   http://${o.api}/api/v1   (OpenAPI: /api/openapi.json)`,
     '',
     '  The shop, every hop through the callers\' sidecars over mTLS:',
+    `    loadgen -> web                 HTTP, ${o.rate} requests/s`,
     '    web -> catalog -> inventory    HTTP; catalog v1 90% / v2 10% (HTTPRoute catalog-canary)',
     '    web -> checkout                HTTP',
     `    checkout -> payments           gRPC ${AUTHORIZE_PATH}`,
     `    rogue -> payments              gRPC every ${ROGUE_EVERY_MS / 1000}s, refused: PERMISSION_DENIED (AuthorizationPolicy payments-allow-checkout)`,
-    `  ${o.rate} requests/s go to web through its sidecar (try it: curl -x http://${o.webProxy} http://web/)`,
+    `  Call the shop yourself through loadgen's sidecar:  curl -x http://${o.httpProxy} http://web/`,
     '',
     '  What to try next, from another terminal:',
     ...(o.api === DEFAULT_API ? [] : [`    export TRELLIS_API=http://${o.api}      # the CLI's default is http://${DEFAULT_API}`]),
@@ -212,7 +213,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       tokenFiles.set(service, file);
     }
     const sidecars = await Promise.all(SHOP_INSTANCES.map(async ({ service, version, protocol, outbound }) => {
-      const app = service === 'rogue' ? (rogue = await RogueApp.start()) : await startShopApp(service, version);
+      const app = service === 'rogue' ? (rogue = await RogueApp.start())
+        : service === 'loadgen' ? (traffic = await TrafficGenerator.start(opts.rate))
+          : await startShopApp(service, version);
       apps.push(app);
       if (stopping) throw new Error('stopped');
       const proxy = spawnTrellis(`proxy ${service} ${version}`, [
@@ -233,36 +236,36 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       });
       return { service, version, app, proxy };
     }));
-    const web = sidecars.find((s) => s.service === 'web')!;
-    const webProxy = web.proxy.listening['http-proxy']!;
+    const httpProxyOf = (service: string) => sidecars.find((s) => s.service === service)!.proxy.listening['http-proxy']!;
 
     // 4. Wait until the callers' sidecars see every instance they call, then for one full request.
     const needs: Record<string, Record<string, number>> = {
-      web: { catalog: 2, checkout: 1 }, catalog: { inventory: 1 }, checkout: { payments: 1 }, rogue: { payments: 1 },
+      loadgen: { web: 1 }, web: { catalog: 2, checkout: 1 }, catalog: { inventory: 1 }, checkout: { payments: 1 }, rogue: { payments: 1 },
     };
     await Promise.all(sidecars.filter((s) => needs[s.service]).map((s) => until(`${s.service}'s sidecar to see its upstreams`, deadline, async () => {
       const clusters = await proxyConfig(s.proxy.listening.admin!);
       return Object.entries(needs[s.service]!).every(([svc, n]) => (clusters[svc]?.endpoints.length ?? 0) >= n);
     })));
-    traffic = new TrafficGenerator(webProxy, opts.rate);
     await until('a request through the whole shop', deadline, async () => {
       const before = traffic!.total.ok;
       await traffic!.once();
       return traffic!.total.ok > before;
     });
-    traffic.takeWindow();
+    traffic!.takeWindow();
     // The policy is in force at payments' sidecar: the rogue's call is refused there, not by the app.
     await until('payments\' sidecar to refuse the rogue caller', deadline, async () => (await rogue!.attempt()) === 'PERMISSION_DENIED');
     rogue!.takeWindow();
 
     // 5. Running.
-    traffic.start();
-    announceListening('http-proxy:web', webProxy);
+    traffic!.start();
+    const httpProxy = httpProxyOf('loadgen');
+    announceListening('http-proxy:loadgen', httpProxy);
+    announceListening('http-proxy:web', httpProxyOf('web'));
     rogue!.startAttempts(ROGUE_EVERY_MS);
     // Since this process was launched (node's own start-up included): the "starts within 30 s" budget.
     const startupMs = Math.round(process.uptime() * 1000);
-    say(banner({ api, webProxy, rate: opts.rate, startupMs, ...(opts.durationMs !== undefined ? { durationMs: opts.durationMs } : {}) }));
-    announce('ready', { api: `http://${api}/`, dashboard: `http://${api}/`, web: webProxy, startupMs });
+    say(banner({ api, httpProxy, rate: opts.rate, startupMs, ...(opts.durationMs !== undefined ? { durationMs: opts.durationMs } : {}) }));
+    announce('ready', { api: `http://${api}/`, dashboard: `http://${api}/`, httpProxy, startupMs });
     if (!opts.quiet) {
       let last = Date.now();
       timers.push(setInterval(() => {

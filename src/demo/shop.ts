@@ -7,6 +7,8 @@
  *   web ─HTTP─▶ checkout ─gRPC─▶ payments
  *   rogue ─gRPC─▶ payments   (refused by the AuthorizationPolicy: only checkout may pay)
  *
+ * loadgen (traffic.ts) sends the steady traffic to web; rogue (rogue.ts) is the caller the policy refuses.
+ *
  * HTTP hops use the sidecar's --http-proxy listener (absolute-form request http://NAME/PATH, as an
  * HTTP_PROXY client sends it); the gRPC hop uses the sidecar's --outbound payments listener (h2c).
  */
@@ -24,7 +26,10 @@ export interface ShopInstance {
   outbound: string[];
 }
 
-/** The shop's instances: catalog runs twice (v1 and the v2 canary); rogue is the caller the policy refuses. */
+/**
+ * The demo's instances, each with its own sidecar: the shop (catalog twice: v1 and the v2 canary), the
+ * traffic generator (loadgen) and the caller the AuthorizationPolicy refuses (rogue).
+ */
 export const SHOP_INSTANCES: readonly ShopInstance[] = [
   { service: 'inventory', version: 'v1', protocol: 'http', outbound: [] },
   { service: 'payments', version: 'v1', protocol: 'grpc', outbound: [] },
@@ -33,6 +38,7 @@ export const SHOP_INSTANCES: readonly ShopInstance[] = [
   { service: 'checkout', version: 'v1', protocol: 'http', outbound: ['payments'] },
   { service: 'web', version: 'v1', protocol: 'http', outbound: [] },
   { service: 'rogue', version: 'v1', protocol: 'http', outbound: ['payments'] },
+  { service: 'loadgen', version: 'v1', protocol: 'http', outbound: [] },
 ];
 
 export interface HopResult { status: number; body: unknown }
