@@ -33,7 +33,10 @@ export interface DemoOptions {
   summaryEveryMs: number;
 }
 
+/** Traffic should flow within this long after launch (issue #6); slower start-ups are reported, not failed. */
 const STARTUP_BUDGET_MS = 30_000;
+/** Start-up gives up after this long: only a machine far busier than the budget assumes gets near it. */
+const STARTUP_TIMEOUT_MS = 120_000;
 const DEFAULT_API = '127.0.0.1:15000';
 
 /** How often the rogue caller tries to reach payments. */
@@ -137,7 +140,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const say = (text: string) => { if (!opts.quiet) process.stdout.write(text + '\n'); };
   const warn = (text: string) => process.stderr.write(`demo: ${text}\n`);
   const startedAt = Date.now();
-  const deadline = startedAt + STARTUP_BUDGET_MS;
+  const deadline = startedAt + STARTUP_TIMEOUT_MS;
 
   const workDir = await mkdtemp(join(tmpdir(), 'trellis-demo-'));
   const dataDir = opts.dataDir ?? join(workDir, 'data');
@@ -264,6 +267,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     rogue!.startAttempts(ROGUE_EVERY_MS);
     // Since this process was launched (node's own start-up included): the "starts within 30 s" budget.
     const startupMs = Math.round(process.uptime() * 1000);
+    if (startupMs > STARTUP_BUDGET_MS) warn(`start-up took ${(startupMs / 1000).toFixed(1)}s, over the ${STARTUP_BUDGET_MS / 1000}s budget: is the machine busy?`);
     say(banner({ api, httpProxy, rate: opts.rate, startupMs, ...(opts.durationMs !== undefined ? { durationMs: opts.durationMs } : {}) }));
     announce('ready', { api: `http://${api}/`, dashboard: `http://${api}/`, httpProxy, startupMs });
     if (!opts.quiet) {

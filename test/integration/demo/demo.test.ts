@@ -14,6 +14,8 @@ import type { TapEvent } from '../../../src/api/schema/tap.js';
 import { AUTHORIZE_PATH } from '../../../src/demo/payments-grpc.js';
 
 const WAIT_MS = 60_000; // generous: the machine may be shared and loaded
+/** The demo's own start-up timeout (its 30 s budget is only reported when exceeded, never failed on). */
+const STARTUP_WAIT_MS = 120_000;
 
 function getViaProxy(proxy: string, url: string): Promise<{ status: number; body: string }> {
   const colon = proxy.lastIndexOf(':');
@@ -68,8 +70,8 @@ describe('trellis demo', () => {
   let ready: { api: string; dashboard: string; httpProxy: string; startupMs: number };
 
   before(async () => {
-    demo = await startProcess(['demo', '--api', '127.0.0.1:0', '--duration', '180s'], { expect: ['api'], timeoutMs: WAIT_MS });
-    ready = JSON.parse(await demo.waitForLine((l) => l.includes('"event":"ready"'), WAIT_MS)) as typeof ready;
+    demo = await startProcess(['demo', '--api', '127.0.0.1:0', '--duration', '300s'], { expect: ['api'], timeoutMs: WAIT_MS });
+    ready = JSON.parse(await demo.waitForLine((l) => l.includes('"event":"ready"'), STARTUP_WAIT_MS)) as typeof ready;
     client = new TrellisClient({ baseUrl: `http://${demo.listening.api}` });
     httpProxy = demo.listening['http-proxy:loadgen']!;
     assert.ok(httpProxy, 'the demo announces loadgen\'s sidecar HTTP proxy');
