@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { TrellisClient } from '../sdk/client.js';
 import { announce, announceListening } from '../shared/log.js';
 import { spawnTrellis, type Child } from './children.js';
-import { AUTHORIZE_PATH } from './payments-grpc.js';
+import { banner, formatRogue, ROGUE_EVERY_MS } from './banner.js';
+import { CANARY_ROUTE, CATALOG_POLICY, PAYMENTS_AUTHZ, SERVICES } from './resources.js';
 import { RogueApp } from './rogue.js';
 import { SHOP_INSTANCES, startShopApp, type ShopApp } from './shop.js';
 import { formatWindow, TrafficGenerator } from './traffic.js';
@@ -37,94 +38,6 @@ export interface DemoOptions {
 const STARTUP_BUDGET_MS = 30_000;
 /** Start-up gives up after this long: only a machine far busier than the budget assumes gets near it. */
 const STARTUP_TIMEOUT_MS = 120_000;
-const DEFAULT_API = '127.0.0.1:15000';
-
-/** How often the rogue caller tries to reach payments. */
-const ROGUE_EVERY_MS = 2000;
-
-/** The shop's services, declared up front so routes and policies can name them before instances join. */
-export const SERVICES = [...new Map(SHOP_INSTANCES.map((i) => [i.service, i.protocol])).entries()].map(([name, protocol]) => ({
-  apiVersion: 'trellis.dev/v1alpha1',
-  kind: 'Service',
-  metadata: { name, labels: { app: 'trellis-demo' } },
-  spec: { protocol },
-}));
-
-export const CANARY_ROUTE = {
-  apiVersion: 'trellis.dev/v1alpha1',
-  kind: 'HTTPRoute',
-  metadata: { name: 'catalog-canary', labels: { app: 'trellis-demo' } },
-  spec: {
-    parentRefs: [{ name: 'catalog' }],
-    rules: [{
-      name: 'canary',
-      backendRefs: [
-        { name: 'catalog', subset: { version: 'v1' }, weight: 90 },
-        { name: 'catalog', subset: { version: 'v2' }, weight: 10 },
-      ],
-    }],
-  },
-};
-
-export const CATALOG_POLICY = {
-  apiVersion: 'trellis.dev/v1alpha1',
-  kind: 'TrafficPolicy',
-  metadata: { name: 'catalog-lb', labels: { app: 'trellis-demo' } },
-  spec: { targetRef: { name: 'catalog' }, loadBalancer: { type: 'EWMA' } },
-};
-
-/** Only checkout may authorize payments, and only through Payments/Authorize: anyone else gets PERMISSION_DENIED. */
-export const PAYMENTS_AUTHZ = {
-  apiVersion: 'trellis.dev/v1alpha1',
-  kind: 'AuthorizationPolicy',
-  metadata: { name: 'payments-allow-checkout', labels: { app: 'trellis-demo' } },
-  spec: {
-    targetRef: { name: 'payments' },
-    action: 'ALLOW',
-    rules: [{ from: [{ services: ['checkout'] }], to: [{ methods: ['POST'], paths: [AUTHORIZE_PATH] }] }],
-  },
-};
-
-/** The start-up message: where the dashboard is, what runs, and what to try next. */
-export function banner(o: { api: string; httpProxy: string; rate: number; startupMs: number; durationMs?: number }): string {
-  const authorize = `POST ${AUTHORIZE_PATH}`;
-  return [
-    '',
-    `Trellis demo is running (traffic flowing ${(o.startupMs / 1000).toFixed(1)}s after launch).`,
-    '',
-    `  Dashboard:  http://${o.api}/`,
-    `  REST API:   http://${o.api}/api/v1   (OpenAPI: /api/openapi.json)`,
-    '',
-    '  The shop, every hop through the callers\' sidecars over mTLS:',
-    `    loadgen -> web                 HTTP, ${o.rate} requests/s`,
-    '    web -> catalog -> inventory    HTTP; catalog v1 90% / v2 10% (HTTPRoute catalog-canary)',
-    '    web -> checkout                HTTP',
-    `    checkout -> payments           gRPC ${AUTHORIZE_PATH}`,
-    `    rogue -> payments              gRPC every ${ROGUE_EVERY_MS / 1000}s, refused: PERMISSION_DENIED (AuthorizationPolicy payments-allow-checkout)`,
-    `  Call the shop yourself through loadgen's sidecar:  curl -x http://${o.httpProxy} http://web/`,
-    '',
-    '  What to try next, from another terminal:',
-    ...(o.api === DEFAULT_API ? [] : [`    export TRELLIS_API=http://${o.api}      # the CLI's default is http://${DEFAULT_API}`]),
-    '    npx trellis stat                # golden metrics per service: RPS, success rate, p50/p95/p99',
-    '    npx trellis stat --edges        # per caller -> callee, checkout -> payments (gRPC) included',
-    '    npx trellis top                 # the busiest routes, refreshed live',
-    '    npx trellis tap catalog         # every request to and from catalog, live (Ctrl-C ends it)',
-    `    npx trellis can-i --from rogue --to payments ${authorize}`,
-    `    curl -s http://${o.api}/api/v1/denials      # the most recent denials: rogue -> payments`,
-    '  Move the canary: save the route, change the weights (e.g. 50/50), apply it; the v2 share follows within seconds:',
-    '    npx trellis get httproute catalog-canary -o yaml > canary.yaml',
-    '    npx trellis apply -f canary.yaml',
-    '',
-    `  Ctrl-C stops everything${o.durationMs ? ` (or it stops by itself after ${Math.round(o.durationMs / 1000)}s)` : ''}.`,
-    '',
-  ].join('\n');
-}
-
-function formatRogue(w: Record<string, number>): string {
-  const parts = Object.entries(w).map(([status, n]) => `${status}×${n}`);
-  return parts.length ? ` | rogue -> payments: ${parts.join(' ')}` : '';
-}
-
 function until<T>(what: string, deadline: number, check: () => Promise<T | undefined | false>): Promise<T> {
   return pollUntil(check, { what, timeoutMs: Math.max(0, deadline - Date.now()), intervalMs: 100 });
 }
