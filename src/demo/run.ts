@@ -4,7 +4,7 @@
  * services in this process (HTTP, and one gRPC hop: checkout → payments), applies a canary HTTPRoute,
  * a TrafficPolicy and an AuthorizationPolicy (only checkout may call payments) through the API, drives
  * steady traffic (loadgen → web) plus a rogue caller the policy refuses, and prints a summary every few seconds.
- * SIGINT/SIGTERM (or --duration) stops everything: proxies first, then the control plane, then the
+ * SIGINT/SIGTERM/SIGHUP (or --duration) stops everything: proxies first, then the control plane, then the
  * apps; no process is left behind.
  */
 import { pollUntil } from '../shared/poll.js';
@@ -90,8 +90,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     return stopping;
   };
   const onSignal = (signal: NodeJS.Signals) => { void shutdown(0, signal); };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // SIGHUP too: closing the terminal must not leave the children (own process groups) running.
+  const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const sig of SIGNALS) process.on(sig, onSignal);
   const watch = (child: Child) => {
     children.push(child);
     announce('child', { pid: child.pid, name: child.name });
@@ -202,7 +203,6 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     }
   }
   const code = await done;
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  for (const sig of SIGNALS) process.off(sig, onSignal);
   return code;
 }

@@ -2,7 +2,8 @@
  * `trellis demo` end to end: the real control plane and proxies as child processes, the shop
  * registered with the canary route, HTTP traffic and one gRPC hop (checkout → payments) through the
  * mesh, the AuthorizationPolicy refusing the rogue caller at payments' sidecar (denials in the API),
- * the bound API URL printed with --api 127.0.0.1:0, and a clean stop on SIGINT, also mid-start-up.
+ * the bound API URL printed with --api 127.0.0.1:0, and a clean stop on SIGINT, and on SIGTERM or SIGHUP
+ * mid-start-up.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -232,15 +233,18 @@ describe('trellis demo', () => {
 describe('trellis demo stopped during start-up', () => {
   after(stopAll);
 
-  it('stops the processes it already started on SIGTERM and exits 0', async () => {
-    const demo = await startProcess(['demo', '--api', '127.0.0.1:0', '--quiet'], { expect: ['api'], timeoutMs: WAIT_MS });
-    // The control plane is up and at least one sidecar was spawned: stop in the middle of start-up.
-    await demo.waitForLine((l) => l.includes('"event":"child"') && l.includes('"name":"proxy '), WAIT_MS);
-    const pids = childPids(demo);
-    assert.ok(pids.length >= 2, `children so far: ${pids.length}`);
-    const code = await demo.stop('SIGTERM');
-    assert.equal(code, 0, demo.stderr());
-    const all = childPids(demo);
-    await eventually(() => all.every((pid) => !alive(pid)), 10_000, 'every child process to be gone');
-  });
+  // SIGTERM as a service manager sends it; SIGHUP as closing the terminal does (the children have their own process groups).
+  for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+    it(`stops the processes it already started on ${signal} and exits 0`, async () => {
+      const demo = await startProcess(['demo', '--api', '127.0.0.1:0', '--quiet'], { expect: ['api'], timeoutMs: WAIT_MS });
+      // The control plane is up and at least one sidecar was spawned: stop in the middle of start-up.
+      await demo.waitForLine((l) => l.includes('"event":"child"') && l.includes('"name":"proxy '), WAIT_MS);
+      const pids = childPids(demo);
+      assert.ok(pids.length >= 2, `children so far: ${pids.length}`);
+      const code = await demo.stop(signal);
+      assert.equal(code, 0, demo.stderr());
+      const all = childPids(demo);
+      await eventually(() => all.every((pid) => !alive(pid)), 10_000, 'every child process to be gone');
+    });
+  }
 });
