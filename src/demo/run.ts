@@ -8,12 +8,13 @@
  * apps; no process is left behind.
  */
 import { pollUntil } from '../shared/poll.js';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TrellisClient } from '../sdk/client.js';
 import { announce, announceListening } from '../shared/log.js';
-import { spawnTrellis, type Child } from './children.js';
+import { spawnTrellis, startReaper, type Child } from './children.js';
 import { banner, formatRogue, ROGUE_EVERY_MS } from './banner.js';
 import { CANARY_ROUTE, CATALOG_POLICY, PAYMENTS_AUTHZ, SERVICES } from './resources.js';
 import { RogueApp } from './rogue.js';
@@ -55,7 +56,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const startedAt = Date.now();
   const deadline = startedAt + STARTUP_TIMEOUT_MS;
 
-  const workDir = await mkdtemp(join(tmpdir(), 'trellis-demo-'));
+  // Synchronous: no await between here and the signal handlers below, so no signal can leave the dir behind.
+  const workDir = mkdtempSync(join(tmpdir(), 'trellis-demo-'));
   const dataDir = opts.dataDir ?? join(workDir, 'data');
   const children: Child[] = [];
   const proxies: Child[] = [];
@@ -65,9 +67,12 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   let rogue: RogueApp | undefined;
   const timers: NodeJS.Timeout[] = [];
 
-  // Last resort: if this process dies abruptly, take the children with it.
+  // Last resorts: if this process exits abruptly, take the children with it; if it is killed outright
+  // (SIGKILL runs no handler), the reaper process does.
   const killAll = () => { for (const c of children) if (c.running()) c.proc.kill('SIGKILL'); };
   process.once('exit', killAll);
+  const reaper = startReaper(workDir);
+  announce('child', { pid: reaper.pid, name: 'reaper' });
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => { resolveDone = r; });
@@ -83,6 +88,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       await Promise.all(children.map((c) => c.stop(5_000)));
       await Promise.all(apps.map((a) => a.close()));
       await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+      await reaper.close();
       process.off('exit', killAll);
       say('demo stopped: every process exited');
       resolveDone(code);
@@ -95,8 +101,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   for (const sig of SIGNALS) process.on(sig, onSignal);
   const watch = (child: Child) => {
     children.push(child);
+    reaper.track(child.pid);
     announce('child', { pid: child.pid, name: child.name });
     void child.exited.then(({ code, signal }) => {
+      reaper.forget(child.pid);
       if (stopping) return;
       warn(`${child.name} exited unexpectedly (code ${code}, signal ${signal})\n${child.stderrTail().trim()}`);
       if (child === controlPlane && child.stderrTail().includes('EADDRINUSE')) {

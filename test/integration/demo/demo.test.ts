@@ -3,7 +3,7 @@
  * registered with the canary route, HTTP traffic and one gRPC hop (checkout → payments) through the
  * mesh, the AuthorizationPolicy refusing the rogue caller at payments' sidecar (denials in the API),
  * the bound API URL printed with --api 127.0.0.1:0, and a clean stop on SIGINT, and on SIGTERM or SIGHUP
- * mid-start-up.
+ * mid-start-up; a SIGKILLed demo's children are stopped by its reaper.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -220,7 +220,7 @@ describe('trellis demo', () => {
 
   it('stops every process on SIGINT and exits 0', async () => {
     const pids = childPids(demo);
-    assert.equal(pids.length, 9, 'a control plane and eight proxies');
+    assert.equal(pids.length, 10, 'a control plane, eight proxies and the reaper');
     assert.ok(pids.every(alive));
     const code = await demo.stop('SIGINT');
     assert.equal(code, 0, demo.stderr());
@@ -247,4 +247,14 @@ describe('trellis demo stopped during start-up', () => {
       await eventually(() => all.every((pid) => !alive(pid)), 10_000, 'every child process to be gone');
     });
   }
+
+  it('leaves no process behind even when the demo itself is killed with SIGKILL (the reaper stops them)', async () => {
+    const demo = await startProcess(['demo', '--api', '127.0.0.1:0', '--quiet'], { expect: ['api'], timeoutMs: WAIT_MS });
+    await demo.waitForLine((l) => l.includes('"event":"child"') && l.includes('"name":"proxy '), WAIT_MS);
+    const pids = childPids(demo);
+    assert.ok(pids.length >= 3, `the reaper, the control plane and a proxy at least: ${pids.length}`);
+    assert.equal(await demo.stop('SIGKILL'), null);
+    // The reaper gives children 10 s after SIGTERM before SIGKILL; they normally go within a second or two.
+    await eventually(() => pids.every((pid) => !alive(pid)), 30_000, 'every child process, the reaper included, to be gone');
+  });
 });
