@@ -181,7 +181,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     await until('payments\' sidecar to refuse the rogue caller', deadline, async () => (await rogue!.attempt()) === 'PERMISSION_DENIED');
     rogue!.takeWindow();
 
-    // 5. Running.
+    // 5. Running (unless a signal came during start-up: then shutdown is already under way).
+    if (stopping) throw new Error('stopped during start-up');
     traffic!.start();
     const httpProxy = httpProxyOf('loadgen');
     announceListening('http-proxy:loadgen', httpProxy);
