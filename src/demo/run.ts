@@ -192,7 +192,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const startupMs = Math.round(process.uptime() * 1000);
     if (startupMs > STARTUP_BUDGET_MS) warn(`start-up took ${(startupMs / 1000).toFixed(1)}s, over the ${STARTUP_BUDGET_MS / 1000}s budget: is the machine busy?`);
     say(banner({ api, httpProxy, rate: opts.rate, startupMs, ...(opts.durationMs !== undefined ? { durationMs: opts.durationMs } : {}) }));
-    announce('ready', { api: `http://${api}/`, dashboard: `http://${api}/`, httpProxy, startupMs });
+    // web: web's own sidecar HTTP proxy, as this event carried before loadgen existed.
+    announce('ready', { api: `http://${api}/`, dashboard: `http://${api}/`, httpProxy, web: httpProxyOf('web'), startupMs });
     if (!opts.quiet) {
       let last = Date.now();
       timers.push(setInterval(() => {

@@ -68,7 +68,7 @@ describe('trellis demo', () => {
   let demo: StartedProcess;
   let client: TrellisClient;
   let httpProxy: string;
-  let ready: { api: string; dashboard: string; httpProxy: string; startupMs: number };
+  let ready: { api: string; dashboard: string; httpProxy: string; web: string; startupMs: number };
 
   before(async () => {
     demo = await startProcess(['demo', '--api', '127.0.0.1:0', '--duration', '300s'], { expect: ['api'], timeoutMs: WAIT_MS });
@@ -87,6 +87,7 @@ describe('trellis demo', () => {
     assert.equal(ready.dashboard, `http://${api}/`, 'the ready event carries the bound URL');
     assert.equal(ready.api, `http://${api}/`);
     assert.equal(ready.httpProxy, httpProxy);
+    assert.equal(ready.web, demo.listening['http-proxy:web']);
     const text = demo.stdoutLines.join('\n');
     assert.ok(text.includes(`Dashboard:  http://${api}/`), text);
     assert.ok(text.includes(`export TRELLIS_API=http://${api}`), 'a non-default API address is exported for the CLI commands');
