@@ -3,7 +3,8 @@
  * read through the JSON lines they print on stdout ({"event":"listening",...}, {"event":"ready"}).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { repoRoot } from '../shared/repo-root.js';
 import { readAnnouncements } from '../shared/log.js';
 export { repoRoot };
@@ -95,6 +96,40 @@ export function spawnTrellis(name: string, args: string[], opts: {
         clearTimeout(killer);
       })();
       return stopping;
+    },
+  };
+}
+
+export interface Reaper {
+  pid: number;
+  /** The reaper stops `pid` if this process dies before forgetting it. */
+  track(pid: number): void;
+  forget(pid: number): void;
+  /** After a clean stop: ends the reaper's stdin (it finds nothing left to stop) and waits for its exit. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the reaper (reaper.ts): it stops the tracked children, and removes `workDir` (the demo's own
+ * temp dir), if this process dies without doing so, SIGKILL included. Its own process group, so a
+ * terminal Ctrl-C reaches the demo only.
+ */
+export function startReaper(workDir: string): Reaper {
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'reaper.js');
+  const proc = spawn(process.execPath, [script, workDir], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  if (proc.pid === undefined) throw new Error('cannot start the demo reaper');
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  proc.stdin!.on('error', () => undefined); // the reaper gone early: nothing to do
+  const send = (line: string) => { if (proc.stdin!.writable) proc.stdin!.write(`${line}\n`); };
+  return {
+    pid: proc.pid,
+    track: (pid) => send(`+${pid}`),
+    forget: (pid) => send(`-${pid}`),
+    close: async () => {
+      proc.stdin!.end();
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
     },
   };
 }

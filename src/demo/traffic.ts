@@ -1,9 +1,11 @@
 /**
- * The demo's steady traffic generator: `rate` requests per second to http://web/ through web's
- * sidecar HTTP proxy, with a bounded number in flight, counting successes and which catalog version answered.
+ * The demo's steady traffic generator, the mesh service `loadgen`: `rate` requests per second to
+ * http://web/ through its own sidecar's HTTP proxy (so the mesh sees a loadgen → web edge), with a
+ * bounded number in flight, counting successes and which catalog version answered. Its app (its
+ * sidecar's --app) answers GET / with the totals.
  */
 import http from 'node:http';
-import { requestViaProxy } from './shop.js';
+import { requestViaProxy, serveJson, type ShopApp, type SidecarListeners } from './shop.js';
 
 export interface TrafficWindow {
   requests: number;
@@ -16,21 +18,41 @@ export interface TrafficWindow {
 
 const emptyWindow = (): TrafficWindow => ({ requests: 0, ok: 0, versions: {}, failures: {} });
 
-export class TrafficGenerator {
+export class TrafficGenerator implements ShopApp {
+  readonly service = 'loadgen';
+  readonly labels = { version: 'v1' };
+  address = '';
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   private timer: NodeJS.Timeout | undefined;
   private inFlight = new Set<Promise<void>>();
   private window = emptyWindow();
   readonly total = emptyWindow();
+  private httpProxy: string | undefined;
+  private server: { address: string; close(): Promise<void> } | undefined;
 
-  constructor(private readonly webProxy: string, private readonly rate = 10, private readonly maxInFlight = 50) {}
+  constructor(private readonly rate = 10, private readonly maxInFlight = 50) {}
+
+  /** The generator with its app listening (GET / answers the totals); it sends once attached and started. */
+  static async start(rate: number): Promise<TrafficGenerator> {
+    const gen = new TrafficGenerator(rate);
+    gen.server = await serveJson(async (path) => (path === '/'
+      ? { status: 200, body: { service: 'loadgen', target: 'web', rate, total: gen.total } }
+      : { status: 404, body: { error: 'not found' } }));
+    gen.address = gen.server.address;
+    return gen;
+  }
+
+  attach(sidecar: SidecarListeners): void {
+    this.httpProxy = sidecar.httpProxy;
+  }
 
   /** One request to web, counted when it completes. */
   async once(): Promise<void> {
     let failure: string | undefined;
     let version = 'unknown';
     try {
-      const res = await requestViaProxy(this.webProxy, this.agent, 'web', '/');
+      if (!this.httpProxy) throw new Error('sidecar not ready');
+      const res = await requestViaProxy(this.httpProxy, this.agent, 'web', '/');
       if (res.status === 200) version = String((res.body as { catalogVersion?: string }).catalogVersion ?? 'unknown');
       else failure = String(res.status);
     } catch (err) {
@@ -69,6 +91,11 @@ export class TrafficGenerator {
     this.timer = undefined;
     await Promise.allSettled([...this.inFlight]);
     this.agent.destroy();
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    await this.server?.close();
   }
 }
 
