@@ -81,10 +81,10 @@ function RouteCard({ route, overview }: { route: RouteResource; overview: Overvi
                           aria-label={`weight of ${backendLabel(b)}`} data-testid="weight-input" data-backend={backendLabel(b)}
                           onInput={(e) => setWeight(ri, bi, (e.target as HTMLInputElement).value)} />
                       </td>
-                      <td class="share">
+                      <td><div class="share">
                         <div class="bar"><div style={{ width: `${((s[bi] ?? 0) * 100).toFixed(1)}%` }} /></div>
                         <span data-testid="share">{pct(s[bi], 0)}</span>
-                      </td>
+                      </div></td>
                     </tr>
                   ))}
                 </tbody>
