@@ -86,11 +86,12 @@ export function Tap({ overview, onUnauthenticated }: { overview: Overview; onUna
       </form>
       {error ? <div class="outcome error" role="alert">{error}</div> : null}
       <table class="tap" data-testid="tap-table">
-        <thead><tr><th>time</th><th>dir</th><th>source → destination</th><th>request</th><th>status</th><th>latency</th><th>route</th><th>upstream</th></tr></thead>
+        <thead><tr><th>time</th><th>instance</th><th>dir</th><th>source → destination</th><th>request</th><th>status</th><th>latency</th><th>route</th><th>upstream</th></tr></thead>
         <tbody>
           {rows.map((e) => (
             <tr data-testid="tap-row" class={e.status >= 500 || e.error ? 'bad' : e.status >= 400 ? 'warn' : ''}>
               <td>{clock(e.at)}</td>
+              <td class="mono small">{e.instance}</td>
               <td>{e.direction === 'inbound' ? 'in' : 'out'}</td>
               <td>{e.source} → {e.destination}</td>
               <td class="mono">{e.method} {e.path}</td>
