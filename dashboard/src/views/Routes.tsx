@@ -22,18 +22,21 @@ type Outcome =
 
 function RouteCard({ route, overview }: { route: RouteResource; overview: Overview }) {
   const stored = draftOf(route);
-  const [draft, setDraft] = useState<Draft | undefined>(undefined);
+  const backends = backendsOf(route);
+  // A draft belongs to the backends it was typed for: if the route's backends change meanwhile, it is dropped.
+  const shape = backends.map((rule) => rule.map(backendLabel).join('|')).join('\n');
+  const [typed, setDraft] = useState<{ shape: string; weights: Draft } | undefined>(undefined);
+  const draft = typed && typed.shape === shape ? typed.weights : undefined;
   const [busy, setBusy] = useState(false);
   const [outcome, setOutcome] = useState<Outcome | undefined>(undefined);
   const editing = draft ?? stored;
   const dirty = draft !== undefined && !sameDraft(draft, stored);
-  const backends = backendsOf(route);
   const stats = new Map(overview.stats.routes.map((r) => [r.route, r]));
 
   const setWeight = (rule: number, i: number, value: string) => {
     const next = editing.map((r) => [...r]);
     next[rule]![i] = value;
-    setDraft(next);
+    setDraft({ shape, weights: next });
     setOutcome(undefined);
   };
 
