@@ -7,7 +7,9 @@
  *   - editing the canary's weights in the routes view: a refused value shows its field path, the dry run previews
  *     the change, Apply applies it, and the split measured on real traffic (live tap of catalog's proxies, through
  *     TrellisClient) follows;
- *   - the security, proxies and live tap views render live data;
+ *   - a DENY AuthorizationPolicy applied on inventory and a request it refuses show up in the security view (policy
+ *     and denial); the proxies view lists every proxy in sync with its certificate expiry; the tap view streams
+ *     catalog's requests filtered by method and path; a reload on an app path serves the app again;
  *   - a 401 makes the app ask for the admin token and send it.
  * Screenshots go to test-results/dashboard/; with TRELLIS_UPDATE_SCREENSHOT=1 the README's docs/images/dashboard.png
  * is rewritten too. Every wait is on a condition (generous timeouts for a loaded machine), never a fixed sleep.
@@ -15,6 +17,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, mkdir } from 'node:fs/promises';
+import http from 'node:http';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { startProcess, stopAll, REPO_ROOT, type StartedProcess } from '../../helpers/processes.js';
@@ -33,6 +36,20 @@ async function shot(page: Page, name: string): Promise<string> {
   const file = join(SHOTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
+}
+
+/** GET http://SERVICE/PATH through a sidecar's HTTP proxy listener (absolute-form), as the shop's services do. */
+function getViaProxy(proxy: string, service: string, path: string): Promise<number> {
+  const colon = proxy.lastIndexOf(':');
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: proxy.slice(0, colon), port: Number(proxy.slice(colon + 1)), path: `http://${service}${path}`,
+      headers: { host: service }, agent: false, timeout: 10_000,
+    }, (res) => { res.resume().on('end', () => resolve(res.statusCode ?? 0)); });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Share of catalog's inbound requests answered by the v2 instance, over the next `n` requests seen by live tap. */
@@ -172,10 +189,23 @@ describe('web dashboard in Chromium against the running demo', { timeout: 420_00
     assert.ok(afterShare.v2 >= 55, `at 20/80, catalog v2 answered ${afterShare.v2} of ${afterShare.total} (before: ${before.v2})`);
   });
 
-  it('shows authorization, proxies and a filtered live tap', async () => {
+  it('shows authorization policies and the denials they cause, proxies, and a filtered live tap', async () => {
+    // A DENY policy on inventory, and a request it refuses: web's sidecar asks inventory for /admin/...
+    await client.apply([{
+      apiVersion: 'trellis.dev/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'inventory-deny-admin' },
+      spec: { targetRef: { name: 'inventory' }, action: 'DENY', rules: [{ to: [{ paths: ['/admin/*'] }] }] },
+    }]);
+    const webProxy = demo.listening['http-proxy:web']!;
+    assert.ok(webProxy, 'the demo announces web\'s sidecar HTTP proxy');
+    await pollUntil(async () => (await getViaProxy(webProxy, 'inventory', '/admin/keys')) === 403, { what: 'inventory to deny /admin/keys', timeoutMs: SLOW, intervalMs: 250 });
+
     await page.locator('nav a', { hasText: 'Security' }).click();
-    await page.getByRole('heading', { name: 'Authorization policies' }).waitFor({ timeout: SLOW });
-    await page.getByRole('heading', { name: 'Recent denials' }).waitFor({ timeout: SLOW });
+    await page.locator('[data-testid=policy-row][data-policy=inventory-deny-admin]').waitFor({ timeout: SLOW });
+    assert.match(await page.locator('[data-testid=policy-row][data-policy=inventory-deny-admin]').textContent() ?? '', /inventory.*DENY.*\/admin\/\*/);
+    // Denials reach the control plane with the proxies' stats (every 5 s) and the view with the next overview.
+    const denial = page.locator('[data-testid=denial-row]', { hasText: '/admin/keys' }).first();
+    await denial.waitFor({ timeout: SLOW });
+    assert.match(await denial.textContent() ?? '', /web → inventory.*GET \/admin\/keys.*inventory-deny-admin/);
     await shot(page, 'security');
 
     await page.locator('nav a', { hasText: 'Proxies' }).click();
