@@ -16,7 +16,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
@@ -215,6 +215,8 @@ describe('web dashboard in Chromium against the running demo', { timeout: 420_00
     for (const s of SERVICES) assert.ok(table.includes(s), `proxy of ${s} listed`);
     await pollUntil(async () => (await page.locator('[data-testid=proxy-row] .badge', { hasText: 'in sync' }).count()) >= 6, { what: 'every proxy in sync', timeoutMs: SLOW, intervalMs: 250 });
     assert.match(table, /in \d+h/, 'certificate expiry shown');
+    const { version } = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(await page.locator('[data-testid=proxy-row] td:nth-child(4)', { hasText: version }).count(), await rows.count(), 'every proxy reports its version');
     await shot(page, 'proxies');
 
     await page.locator('nav a', { hasText: 'Tap' }).click();
