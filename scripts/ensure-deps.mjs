@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 
 const NEEDS = {
   unit: [],
-  integration: [['prometheus', 'prometheus'], ['nghttp2-client', 'h2load'], ['sslscan', 'sslscan']],
+  // chromium: the dashboard's end-to-end test drives Debian's Chromium (/usr/bin/chromium) with playwright-core.
+  integration: [['prometheus', 'prometheus'], ['nghttp2-client', 'h2load'], ['sslscan', 'sslscan'], ['chromium', 'chromium']],
 };
 
 const suites = process.argv.slice(2);

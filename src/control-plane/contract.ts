@@ -166,6 +166,71 @@ export const TapStreamMessage = z.discriminatedUnion('type', [
 /** GET /api/v1/denials[?service=S]: the most recent authorization denials (newest first), S as destination. */
 export const DenialsResponse = z.object({ denials: z.array(DenialEvent) });
 
+/** One point of a service's golden-metrics time series (the dashboard's small charts). */
+export const ServicePoint = z.object({
+  service: z.string(),
+  rps: z.number(),
+  successRate: z.number(),
+  p50: z.number(),
+  p99: z.number(),
+});
+
+/** The golden metrics of every service at one time, each computed over the overview's window ending then. */
+export const OverviewHistoryPoint = z.object({ at: z.string(), services: z.array(ServicePoint) });
+
+/**
+ * What the dashboard shows, in one message (GET /api/v1/overview, and each `overview` event of GET /api/v1/events):
+ * services, golden metrics by service / edge / route over `window`, routes and splits, authorization policies and
+ * recent denials, and every proxy's connection, config and certificate state.
+ */
+export const Overview = z.object({
+  /** Control-plane time the overview was computed (ISO). */
+  at: z.string(),
+  /** The current config version (a proxy whose ackedVersion equals it is in sync). */
+  version: z.string(),
+  /** The stats window, e.g. 30s. */
+  window: z.string(),
+  windowMs: z.number().int(),
+  /** The span rates are computed over (shorter than the window right after the control plane started). */
+  coveredMs: z.number().int(),
+  services: z.array(ServiceSummary),
+  stats: z.object({
+    /** Per destination service (its own proxies' inbound view first). */
+    services: z.array(StatsRowView),
+    /** Per calling service → destination (the caller's outbound view first). Self-edges are callers outside the mesh entering through the service's own sidecar. */
+    edges: z.array(StatsRowView),
+    /** Per route of each destination (callers' outbound view). */
+    routes: z.array(StatsRowView),
+    /** Requests not counted in the window (proxy or control-plane bounds). */
+    dropped: z.number().int(),
+  }),
+  /** HTTPRoutes and TCPRoutes, with their current weights. */
+  routes: z.array(Resource),
+  authorization: z.object({
+    /** MeshConfig authorization.default: what services with no policy do. */
+    default: z.enum(['allow', 'deny']),
+    policies: z.array(Resource),
+    /** The most recent denials, newest first (at most OVERVIEW_DENIALS). */
+    denials: z.array(DenialEvent),
+    /** How many denials the control plane keeps right now (its ring buffer). */
+    denialsKept: z.number().int(),
+  }),
+  proxies: z.array(ProxyState),
+  /**
+   * Only in the first event of a stream (and GET /api/v1/overview?history=...): per-service points over the
+   * last few minutes, oldest first, so charts do not start empty.
+   */
+  history: z.object({ stepMs: z.number().int(), points: z.array(OverviewHistoryPoint) }).optional(),
+});
+
+/**
+ * GET /api/v1/events[?window=30s]: a text/event-stream (Server-Sent Events). `event: overview` carries an Overview as
+ * JSON at the start (with `history`) and every ~2 s; a `: heartbeat` comment keeps idle proxies from closing it.
+ * A client that does not read fast enough misses overviews (counted in trellis_cp_events_dropped_total): the next one
+ * it gets is whole, so nothing but freshness is lost.
+ */
+export const EventStreamMessage = z.object({ type: z.literal('overview'), overview: Overview });
+
 export type ErrorBody = z.infer<typeof ErrorBody>;
 export type ApplyRequest = z.infer<typeof ApplyRequest>;
 export type ApplyAction = z.infer<typeof ApplyAction>;
@@ -187,3 +252,7 @@ export type StatsRowView = z.infer<typeof StatsRowView>;
 export type StatsResponse = z.infer<typeof StatsResponse>;
 export type TapStreamMessage = z.infer<typeof TapStreamMessage>;
 export type DenialsResponse = z.infer<typeof DenialsResponse>;
+export type ServicePoint = z.infer<typeof ServicePoint>;
+export type OverviewHistoryPoint = z.infer<typeof OverviewHistoryPoint>;
+export type Overview = z.infer<typeof Overview>;
+export type EventStreamMessage = z.infer<typeof EventStreamMessage>;

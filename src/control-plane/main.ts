@@ -17,6 +17,8 @@ import { GoldenMetrics } from './core/golden-metrics.js';
 import { TapService, TAP_REFRESH_MS } from './core/taps.js';
 import { DenialLog } from './core/denials.js';
 import { MeshQueries } from './core/queries.js';
+import { OverviewService } from './core/overview.js';
+import { repoRoot } from '../shared/repo-root.js';
 import { Registry, DEFAULT_INSTANCE_GRACE_MS } from './core/registry.js';
 import { ResourceService } from './core/resource-service.js';
 import { TokenService } from './core/tokens.js';
@@ -34,6 +36,8 @@ export interface ControlPlaneOptions {
   caKeyFile?: string;
   instanceGraceMs?: number;
   xdsOptions?: XdsServerOptions;
+  /** The built web dashboard served at / (default: dist/dashboard in the package). */
+  dashboardDir?: string;
   log?: Logger;
 }
 
@@ -123,9 +127,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
 
     const resources = new ResourceService(store, registry);
     const queries = new MeshQueries(store, registry, proxies, opts.trustDomain, () => compiler.currentVersion);
+    const overview = new OverviewService({ store, queries, stats, denials });
     let ready = false;
     const api = new ApiServer({
-      resources, tokens, queries, metrics, adminToken, stats, taps, denials, log: log.child({ component: 'api' }),
+      resources, tokens, queries, metrics, adminToken, stats, taps, denials, overview, log: log.child({ component: 'api' }),
+      events: { onDropped: () => metrics.eventDropped() },
+      dashboardDir: opts.dashboardDir ?? join(repoRoot(), 'dist', 'dashboard'),
       ready: () => ready,
       status: () => ({
         version: compiler.currentVersion,

@@ -34,6 +34,7 @@ import { EndpointRegistry } from './upstream/endpoint-registry.js';
 import { PeerPool } from './upstream/peer-pool.js';
 import { TraceExporters } from './tracing/otlp-exporter.js';
 import { TapHub } from './tap/tap-hub.js';
+import { TRELLIS_VERSION } from '../shared/version.js';
 
 /** How long a terminating proxy keeps serving after saying goodbye, before GOAWAY (Istio's drain duration). */
 export const DEREGISTRATION_GRACE_MS = 1000;
@@ -179,7 +180,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const credentials = () => ({ keyPem: identity.current.keyPem, certPem: identity.current.certPem });
   xds = new XdsStream(cp, credentials, {
     id: instanceId, service: opts.service, address: addresses.inbound!, protocol: opts.protocol, labels: opts.labels,
-    adminAddress: addresses.admin!,
+    adminAddress: addresses.admin!, version: TRELLIS_VERSION,
   }, { apply: applySnapshot }, log, undefined, () => identity.current.notAfter);
   // Taps live as long as one config stream: a reconnect ends them, the control plane starts them again.
   xds.on('tap-start', (msg: TapStartMessage) => tap.start(msg));

@@ -4,7 +4,7 @@
  */
 import type { Kind, Resource } from '../api/schema/resources.js';
 import type {
-  ApplyResponse, ApplyResult, DeleteResponse, DenialsResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
+  ApplyResponse, ApplyResult, DeleteResponse, DenialsResponse, ErrorBody, EventStreamMessage, HealthResponse, Overview, ProxiesResponse, ResourceList,
   ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TapStreamMessage, TokenResponse,
 } from '../control-plane/contract.js';
 import type { DenialEvent, TapEvent, TapFilter } from '../api/schema/tap.js';
@@ -14,9 +14,10 @@ import { resolveKind } from '../control-plane/core/kinds.js';
 export type {
   ApplyResponse, ApplyResult, DeleteResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
   ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TokenResponse, TapStreamMessage, DenialsResponse,
-  DenialEvent, TapEvent, TapFilter,
+  DenialEvent, TapEvent, TapFilter, Overview, EventStreamMessage,
 };
-export type { InstanceView, ProxyState, NackInfo, ApplyAction, StatsRowView } from '../control-plane/contract.js';
+export type { InstanceView, ProxyState, NackInfo, ApplyAction, StatsRowView, ServicePoint, OverviewHistoryPoint } from '../control-plane/contract.js';
+export type { Kind, Resource };
 export { resolveKind };
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:15000';
@@ -50,8 +51,10 @@ function normalizeBaseUrl(url: string): string {
   return withScheme.replace(/\/+$/, '');
 }
 
+/** An environment variable in Node; undefined in a browser (no `process` there, and no Node types needed). */
 function env(name: string): string | undefined {
-  return typeof process !== 'undefined' ? process.env?.[name] || undefined : undefined;
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  return proc?.env?.[name] || undefined;
 }
 
 export class TrellisClient {
@@ -138,6 +141,39 @@ export class TrellisClient {
     for await (const msg of readSse(res.body)) {
       if (msg.event !== 'tap' && msg.event !== 'status') continue;
       yield JSON.parse(msg.data) as TapStreamMessage;
+    }
+  }
+
+  /**
+   * What the dashboard shows, at once: services, golden metrics by service / edge / route over `window` (default 30s,
+   * 5s..15m), routes and splits, authorization policies and recent denials, proxies. `history` (e.g. "5m") adds
+   * per-service points every 10 s.
+   */
+  async overview(opts: { window?: string; history?: string } = {}): Promise<Overview> {
+    const q = new URLSearchParams();
+    if (opts.window) q.set('window', opts.window);
+    if (opts.history) q.set('history', opts.history);
+    const qs = q.toString();
+    return this.request<Overview>('GET', `/api/v1/overview${qs ? `?${qs}` : ''}`);
+  }
+
+  /**
+   * The dashboard's live feed (GET /api/v1/events, Server-Sent Events): an Overview now (with `history`, default 5m)
+   * and every ~2 s, until `signal` aborts or the control plane ends the stream. A slow reader misses overviews rather
+   * than making the server buffer them.
+   */
+  async *events(opts: { window?: string; history?: string; signal?: AbortSignal } = {}): AsyncGenerator<EventStreamMessage> {
+    const q = new URLSearchParams();
+    if (opts.window) q.set('window', opts.window);
+    if (opts.history) q.set('history', opts.history);
+    const qs = q.toString();
+    const path = `/api/v1/events${qs ? `?${qs}` : ''}`;
+    const res = await this.open('GET', path, { accept: 'text/event-stream' }, undefined, opts.signal);
+    if (!res.ok) throw await apiError(res, 'GET', path);
+    if (!res.body) return;
+    for await (const msg of readSse(res.body)) {
+      if (msg.event !== 'overview') continue;
+      yield JSON.parse(msg.data) as EventStreamMessage;
     }
   }
 

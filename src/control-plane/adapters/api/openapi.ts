@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { KINDS, Resource } from '../../../api/schema/resources.js';
 import {
-  ApplyRequest, ApplyResponse, DeleteResponse, DenialsResponse, ErrorBody, HealthResponse, ProxiesResponse, ResourceList,
+  ApplyRequest, ApplyResponse, DeleteResponse, DenialsResponse, ErrorBody, EventStreamMessage, HealthResponse, Overview, ProxiesResponse, ResourceList,
   ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TapStreamMessage, TokenRequest, TokenResponse,
 } from '../../contract.js';
 
@@ -40,6 +40,8 @@ export function buildOpenApiDocument(opts: { version?: string } = {}): Record<st
     StatsResponse: schema(StatsResponse, 'output'),
     TapStreamMessage: schema(TapStreamMessage, 'output'),
     DenialsResponse: schema(DenialsResponse, 'output'),
+    Overview: schema(Overview, 'output'),
+    EventStreamMessage: schema(EventStreamMessage, 'output'),
   };
   // The apply request carries resources in their input form.
   (components.ApplyRequest as { properties: Record<string, unknown> }).properties.resources = { type: 'array', items: ref('ResourceInput') };
@@ -50,6 +52,8 @@ export function buildOpenApiDocument(opts: { version?: string } = {}): Record<st
     schema: { type: 'string', examples: KINDS },
   };
   const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string' } };
+  const windowParam = { name: 'window', in: 'query', required: false, description: 'Stats window, a duration between 5s and 15m', schema: { type: 'string', default: '30s' } };
+  const historyParam = { name: 'history', in: 'query', required: false, description: 'Per-service points over this long before now (0: none; at most 15m)', schema: { type: 'string', default: '5m' } };
   const unauthorized = { 401: errorResponse('Admin token required (API bound to a non-loopback address)') };
 
   return {
@@ -159,6 +163,28 @@ export function buildOpenApiDocument(opts: { version?: string } = {}): Record<st
           summary: 'The most recent authorization denials (403 FORBIDDEN, 401 UNAUTHENTICATED) reported by the proxies, newest first',
           parameters: [{ name: 'service', in: 'query', required: false, description: 'Only denials with this destination service', schema: { type: 'string' } }],
           responses: { 200: json('DenialsResponse'), ...unauthorized },
+        },
+      },
+      '/api/v1/overview': {
+        get: {
+          operationId: 'overview',
+          summary: 'What the dashboard shows, at once: services, golden metrics by service / edge / route, routes and weights, authorization policies and recent denials, proxies',
+          parameters: [windowParam, { ...historyParam, schema: { type: 'string', default: '0' } }],
+          responses: { 200: json('Overview'), 400: errorResponse('INVALID: window or history'), ...unauthorized },
+        },
+      },
+      '/api/v1/events': {
+        get: {
+          operationId: 'events',
+          summary: 'The dashboard\'s live feed: an Overview now and every ~2 s, as Server-Sent Events until the client disconnects',
+          description: 'Each event is `event: overview` with one EventStreamMessage as JSON in `data:`; the first carries `history` (per-service points every 10 s). A `: heartbeat` comment comes every 15 s. A client that reads too slowly misses overviews (trellis_cp_events_dropped_total) instead of making the server buffer them; the next one it gets is whole.',
+          parameters: [windowParam, historyParam],
+          responses: {
+            200: { description: 'event stream', content: { 'text/event-stream': { schema: ref('EventStreamMessage') } } },
+            400: errorResponse('INVALID: window or history'),
+            429: errorResponse('TOO_MANY_STREAMS: the concurrent event-stream bound is reached'),
+            ...unauthorized,
+          },
         },
       },
     },

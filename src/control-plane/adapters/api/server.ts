@@ -1,7 +1,7 @@
 /**
  * The REST API (--api): resources, tokens, services, proxies, golden-metrics stats, live tap (Server-Sent Events,
- * tap-stream.ts) and recent denials; plus /healthz, /readyz, /metrics and
- * /api/openapi.json. JSON errors everywhere: {"error": CODE, "message": ..., "errors"?: [{path, message}]}.
+ * tap-stream.ts), recent denials, the dashboard's overview and its live feed (events-stream.ts); plus /healthz,
+ * /readyz, /metrics, /api/openapi.json, and the built web dashboard at / (static-files.ts). JSON errors everywhere: {"error": CODE, "message": ..., "errors"?: [{path, message}]}.
  * On a non-loopback address every /api/ route requires `Authorization: Bearer <admin token>`.
  */
 import http from 'node:http';
@@ -13,8 +13,11 @@ import { boundAddress, isLoopbackHost } from '../../../shared/address.js';
 import type { Logger } from '../../../shared/log.js';
 import {
   ApplyRequest, TokenRequest,
-  type ApplyResponse, type DeleteResponse, type DenialsResponse, type ErrorBody, type ResourceList, type StatsResponse, type StatusResponse, type TokenResponse,
+  type ApplyResponse, type DeleteResponse, type DenialsResponse, type ErrorBody, type Overview, type ResourceList, type StatsResponse, type StatusResponse, type TokenResponse,
 } from '../../contract.js';
+import { DEFAULT_HISTORY_MS, DEFAULT_OVERVIEW_WINDOW, OVERVIEW_MAX_WINDOW_MS, OVERVIEW_MIN_WINDOW_MS, type OverviewService } from '../../core/overview.js';
+import { EventStreams, TooManyStreamsError, type EventStreamOptions } from './events-stream.js';
+import { MISSING_BUNDLE_MESSAGE, StaticFiles } from './static-files.js';
 import { STATS_BY, type GoldenMetrics, type StatsBy } from '../../core/golden-metrics.js';
 import { RESERVED_SERVICES } from '../../core/identity.js';
 import { resolveKind } from '../../core/kinds.js';
@@ -44,6 +47,11 @@ export interface ApiServerDeps {
   tapStream?: TapStreamOptions;
   /** Recent authorization denials (GET /api/v1/denials). */
   denials?: DenialLog;
+  /** The dashboard's view model (GET /api/v1/overview, GET /api/v1/events). */
+  overview?: OverviewService;
+  events?: EventStreamOptions;
+  /** The built dashboard served at / (absent: / answers how to build it). */
+  dashboardDir?: string;
   now?: () => number;
 }
 
@@ -78,9 +86,13 @@ export class ApiServer {
   private authRequired = false;
   private readonly routes: Route[];
   private openapi?: string;
+  private readonly eventStreams: EventStreams;
+  private readonly staticFiles?: StaticFiles;
 
   constructor(deps: ApiServerDeps) {
     this.deps = deps;
+    this.eventStreams = new EventStreams(deps.events);
+    if (deps.dashboardDir) this.staticFiles = new StaticFiles(deps.dashboardDir);
     const r = (method: string, pattern: RegExp, handler: Handler): Route => ({ method, pattern, handler });
     this.routes = [
       r('GET', /^\/api\/openapi\.json$/, async () => ({ body: this.openApi() })),
@@ -95,6 +107,7 @@ export class ApiServer {
       r('GET', /^\/api\/v1\/proxies$/, async () => ({ body: this.deps.queries.proxyStates() })),
       r('GET', /^\/api\/v1\/stats$/, async (req) => ({ body: this.stats(req) })),
       r('GET', /^\/api\/v1\/denials$/, async (req) => ({ body: this.denials(req) })),
+      r('GET', /^\/api\/v1\/overview$/, async (req) => ({ body: await this.overview(req) })),
     ];
   }
 
@@ -114,6 +127,7 @@ export class ApiServer {
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
+    this.eventStreams.closeAll();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();
@@ -142,10 +156,13 @@ export class ApiServer {
         res.end(text);
         return;
       }
-      if (path === '/' && method === 'GET') {
-        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-        res.end('Trellis control plane\n\nAPI: /api/v1 (OpenAPI at /api/openapi.json)\nMetrics: /metrics\nHealth: /healthz, /readyz\n');
-        return;
+      if (!path.startsWith('/api/')) {
+        if (this.staticFiles) return await this.staticFiles.handle(req, res, rawPathname(req.url));
+        if (path === '/' && (method === 'GET' || method === 'HEAD')) {
+          res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
+          res.end(MISSING_BUNDLE_MESSAGE);
+          return;
+        }
       }
       if (path.startsWith('/api/')) {
         if (this.authRequired && !isAuthorized(req.headers.authorization, this.deps.adminToken)) {
@@ -154,6 +171,10 @@ export class ApiServer {
         if (path === '/api/v1/tap') {
           if (method !== 'GET') throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
           return this.tap(url, res);
+        }
+        if (path === '/api/v1/events') {
+          if (method !== 'GET') throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
+          return this.events(url, res);
         }
         let pathMatched = false;
         for (const route of this.routes) {
@@ -179,7 +200,7 @@ export class ApiServer {
         if (err.status === 413) res.setHeader('connection', 'close');
         return send(res, err.status, body);
       }
-      if (err instanceof TooManyTapsError) return send(res, 429, { error: err.code, message: err.message } satisfies ErrorBody);
+      if (err instanceof TooManyTapsError || err instanceof TooManyStreamsError) return send(res, 429, { error: err.code, message: err.message } satisfies ErrorBody);
       if (err instanceof ValidationError) {
         return send(res, 400, { error: 'INVALID', message: err.message, errors: err.errors } satisfies ErrorBody);
       }
@@ -266,6 +287,54 @@ export class ApiServer {
     return { denials: this.deps.denials?.list(service) ?? [] };
   }
 
+  /** ?window= (default 30s, 5s..15m) and ?history= (0 or a duration up to 15m) of the overview endpoints. */
+  private overviewQuery(q: URLSearchParams, defaultHistory: string): { window: string; windowMs: number; historyMs: number } {
+    const window = q.get('window') ?? DEFAULT_OVERVIEW_WINDOW;
+    const history = q.get('history') ?? defaultHistory;
+    const errors: { path: string; message: string }[] = [];
+    let windowMs = 0;
+    let historyMs = 0;
+    if (!isDuration(window)) errors.push({ path: 'window', message: 'must be a duration such as 10s, 30s, 1m' });
+    else {
+      windowMs = parseDuration(window);
+      if (windowMs < OVERVIEW_MIN_WINDOW_MS || windowMs > OVERVIEW_MAX_WINDOW_MS) errors.push({ path: 'window', message: 'must be between 5s and 15m' });
+    }
+    if (history !== '0') {
+      if (!isDuration(history)) errors.push({ path: 'history', message: 'must be 0 or a duration such as 5m' });
+      else {
+        historyMs = parseDuration(history);
+        if (historyMs > 15 * 60_000) errors.push({ path: 'history', message: 'must be at most 15m (the retention)' });
+      }
+    }
+    if (errors.length > 0) throw new ValidationError(errors);
+    return { window, windowMs, historyMs };
+  }
+
+  private overviewService(): OverviewService {
+    if (!this.deps.overview) throw new HttpError(404, 'NOT_FOUND', 'the overview is not available on this control plane');
+    return this.deps.overview;
+  }
+
+  /** GET /api/v1/overview[?window=30s][&history=0]: one Overview. */
+  private async overview(req: http.IncomingMessage): Promise<Overview> {
+    const service = this.overviewService();
+    const q = this.overviewQuery(new URL(req.url ?? '/', 'http://localhost').searchParams, '0');
+    const now = (this.deps.now ?? Date.now)();
+    return service.build({ window: q.window, windowMs: q.windowMs, now, ...(q.historyMs > 0 ? { historyMs: q.historyMs } : {}) });
+  }
+
+  /** GET /api/v1/events[?window=30s][&history=5m]: an Overview now (with history) and every ~2 s, as Server-Sent Events. */
+  private events(url: URL, res: http.ServerResponse): void {
+    const service = this.overviewService();
+    const q = this.overviewQuery(url.searchParams, `${DEFAULT_HISTORY_MS / 60_000}m`);
+    const now = this.deps.now ?? Date.now;
+    this.eventStreams.start(
+      res,
+      (first) => service.build({ window: q.window, windowMs: q.windowMs, now: now(), ...(first && q.historyMs > 0 ? { historyMs: q.historyMs } : {}) }),
+      (err) => this.deps.log.warn('overview failed', { error: err.message }),
+    );
+  }
+
   /** GET /api/v1/tap?service=S[&path=P][&method=M]: Server-Sent Events until the client leaves. */
   private tap(url: URL, res: http.ServerResponse): void {
     const taps = this.deps.taps;
@@ -282,6 +351,16 @@ export class ApiServer {
     if (!d) throw new HttpError(404, 'NOT_FOUND', `service "${name}" not found (neither a Service resource nor registered)`);
     return { body: d };
   }
+}
+
+/** The request target's path as sent (still percent-encoded, not dot-normalised), for the static files' own checks. */
+function rawPathname(target: string | undefined): string {
+  const t = target ?? '/';
+  if (t.startsWith('/')) {
+    const end = t.search(/[?#]/);
+    return end < 0 ? t : t.slice(0, end);
+  }
+  try { return new URL(t).pathname; } catch { return '/'; }
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {

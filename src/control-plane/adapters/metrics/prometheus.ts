@@ -12,6 +12,7 @@ export class PrometheusMetrics implements MetricsSink, TapMetrics {
   private readonly issued: Counter;
   private readonly tapSessions: Gauge;
   private readonly tapDropped: Counter<'where'>;
+  private readonly eventsDropped: Counter;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -27,6 +28,7 @@ export class PrometheusMetrics implements MetricsSink, TapMetrics {
     this.issued = new Counter({ name: 'trellis_cp_certificates_issued_total', help: 'Workload certificates issued', registers });
     this.tapSessions = new Gauge({ name: 'trellis_cp_tap_sessions', help: 'Live tap sessions (GET /api/v1/tap clients)', registers });
     this.tapDropped = new Counter({ name: 'trellis_cp_tap_events_dropped_total', help: 'Tap events lost: proxy (reported by proxies: rate, buffer, backpressure) or client (a slow SSE client)', labelNames: ['where'], registers });
+    this.eventsDropped = new Counter({ name: 'trellis_cp_events_dropped_total', help: 'Dashboard overviews not sent on GET /api/v1/events because the client was behind (or the previous one was still being built)', registers });
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'trellis_cp_process_' });
   }
 
@@ -37,6 +39,8 @@ export class PrometheusMetrics implements MetricsSink, TapMetrics {
   certificateIssued(): void { this.issued.inc(); }
   setTapSessions(n: number): void { this.tapSessions.set(n); }
   tapEventsDropped(where: 'proxy' | 'client', n: number): void { this.tapDropped.inc({ where }, n); }
+
+  eventDropped(): void { this.eventsDropped.inc(); }
 
   get contentType(): string { return this.registry.contentType; }
   text(): Promise<string> { return this.registry.metrics(); }

@@ -1,0 +1,133 @@
+/**
+ * GET /api/v1/events as Server-Sent Events (contract.ts EventStreamMessage): the dashboard's live feed.
+ *
+ *   event: overview  at the start (with `history`) and every intervalMs (default 2 s): a whole Overview;
+ *   ": heartbeat"    a comment every HEARTBEAT_MS, so idle proxies and timers do not close the stream.
+ *
+ * Never waits on the client: while res.write() reports a full socket buffer, overviews are skipped (counted in
+ * `onDropped`) until 'drain'; the next one sent is whole, so a slow client only loses freshness and the server holds
+ * at most one unsent frame per client. A tick whose previous overview is still being built is skipped too. At most
+ * MAX_EVENT_CLIENTS streams are open at once (429 TOO_MANY_STREAMS beyond).
+ */
+import type http from 'node:http';
+import type { EventStreamMessage, Overview } from '../../contract.js';
+
+export const EVENTS_INTERVAL_MS = 2000;
+export const EVENTS_HEARTBEAT_MS = 15_000;
+export const MAX_EVENT_CLIENTS = 64;
+
+export interface EventStreamOptions {
+  intervalMs?: number;
+  heartbeatMs?: number;
+  maxClients?: number;
+  /** An overview was not sent because the client was behind. */
+  onDropped?: () => void;
+}
+
+export class TooManyStreamsError extends Error {
+  readonly code = 'TOO_MANY_STREAMS';
+  constructor(max: number) { super(`too many open event streams (at most ${max}): close another dashboard or retry later`); }
+}
+
+/** Tracks the open streams (for the bound). One per API server. */
+export class EventStreams {
+  private readonly open = new Set<SseEventsClient>();
+  constructor(private readonly opts: EventStreamOptions = {}) {}
+
+  get size(): number { return this.open.size; }
+
+  /**
+   * Starts streaming to `res`: `build(first)` makes each overview (first = true for the first one, which carries the
+   * history). Throws TooManyStreamsError before anything is written when the bound is reached.
+   */
+  start(res: http.ServerResponse, build: (first: boolean) => Promise<Overview>, onError: (err: Error) => void): SseEventsClient {
+    const max = this.opts.maxClients ?? MAX_EVENT_CLIENTS;
+    if (this.open.size >= max) throw new TooManyStreamsError(max);
+    const client = new SseEventsClient(res, build, this.opts, onError, () => this.open.delete(client));
+    this.open.add(client);
+    client.start();
+    return client;
+  }
+
+  closeAll(): void {
+    for (const c of [...this.open]) c.stop();
+  }
+}
+
+export class SseEventsClient {
+  private blocked = false;
+  private ended = false;
+  private building = false;
+  private first = true;
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** Overviews skipped because the client was behind or the previous one was still being built. */
+  skipped = 0;
+
+  constructor(
+    private readonly res: http.ServerResponse,
+    private readonly build: (first: boolean) => Promise<Overview>,
+    private readonly opts: EventStreamOptions,
+    private readonly onError: (err: Error) => void,
+    private readonly onStop: () => void,
+  ) {}
+
+  start(): void {
+    const res = this.res;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.socket?.setNoDelay(true);
+    // Tell EventSource-style clients how soon to reconnect, and flush the headers now.
+    this.write('retry: 2000\n\n');
+    this.tick();
+    const every = (ms: number, fn: () => void) => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t); };
+    every(this.opts.intervalMs ?? EVENTS_INTERVAL_MS, () => this.tick());
+    every(this.opts.heartbeatMs ?? EVENTS_HEARTBEAT_MS, () => { this.write(': heartbeat\n\n'); });
+    const stop = () => this.stop();
+    res.on('close', stop);
+    res.on('error', stop);
+  }
+
+  /** Builds and sends one overview, unless the client is behind or a build is in progress. */
+  tick(): void {
+    if (this.ended) return;
+    if (this.blocked || this.building) {
+      this.skipped++;
+      this.opts.onDropped?.();
+      return;
+    }
+    this.building = true;
+    const first = this.first;
+    this.build(first).then((overview) => {
+      this.building = false;
+      if (this.ended) return;
+      const msg: EventStreamMessage = { type: 'overview', overview };
+      if (this.write(`event: overview\ndata: ${JSON.stringify(msg)}\n\n`)) this.first = false;
+    }, (err: Error) => {
+      this.building = false;
+      this.onError(err);
+    });
+  }
+
+  /** Writes a frame unless the client is behind; false = not written. */
+  private write(frame: string): boolean {
+    const res = this.res;
+    if (this.blocked || this.ended || res.destroyed || res.writableEnded) return false;
+    if (!res.write(frame)) {
+      this.blocked = true;
+      res.once('drain', () => { this.blocked = false; });
+    }
+    return true;
+  }
+
+  stop(): void {
+    if (this.ended) return;
+    this.ended = true;
+    for (const t of this.timers) clearInterval(t);
+    this.onStop();
+    if (!this.res.writableEnded) this.res.end();
+  }
+}
