@@ -217,11 +217,16 @@ export interface TrellisMesh extends Target {
   freshClientProxy(): Promise<{ url: string; pid: number; stop(): Promise<void> }>;
 }
 
-/** nodeArgs go to both proxies' node (e.g. --cpu-prof, which NODE_OPTIONS refuses on Node 20). */
-export async function startTrellisMesh(dir: string, backendPort: number, nodeArgs: string[] = []): Promise<TrellisMesh> {
+/**
+ * nodeArgs go to both proxies' node (e.g. --cpu-prof, which NODE_OPTIONS refuses on Node 20).
+ * meshConfig (e.g. `{ tracing: {...} }`) is applied as the MeshConfig before any proxy starts, so
+ * both proxies get it in their first snapshot.
+ */
+export async function startTrellisMesh(dir: string, backendPort: number, nodeArgs: string[] = [], meshConfig?: Record<string, unknown>, name = 'trellis'): Promise<TrellisMesh> {
   const dataDir = await mkdtemp(join(tmpdir(), 'trellis-bench-cp-'));
   const cp = await startTrellis('trellis-cp', ['control-plane', '--data-dir', dataDir, '--api', '127.0.0.1:0', '--xds', '127.0.0.1:0'], ['api', 'xds'], false, {});
   const api = new TrellisClient({ baseUrl: `http://${cp.listening.api}` });
+  if (meshConfig) await api.apply([{ apiVersion: 'trellis.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'default' }, spec: meshConfig }]);
   const tokenFile = async (service: string) => {
     const { token } = await api.createToken(service);
     const f = join(dir, `${service}-${Math.random().toString(36).slice(2)}.token`);
@@ -250,7 +255,7 @@ export async function startTrellisMesh(dir: string, backendPort: number, nodeArg
   const url = `http://${outbound.listening['outbound:backend']}`;
   let n = 0;
   return {
-    name: 'trellis', h1: url, h2: url,
+    name, h1: url, h2: url,
     proxies: [{ role: 'outbound', pid: outbound.m.pid }, { role: 'inbound', pid: inbound.m.pid }],
     controlPlane: { pid: cp.m.pid },
     async freshClientProxy() {

@@ -49,7 +49,8 @@ export class HttpIngress {
     const headers = endToEndHeaders(req.headers);
     const deadline = this.callerDeadline(headers);
     stripMeshHeaders(headers);
-    const meshReq = this.newRequest(req.method ?? 'GET', path, authority, headers, req, source, destination, controller.signal);
+    const meshReq = this.newRequest(req.method ?? 'GET', path, authority, headers, req, source, destination, controller.signal,
+      req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0'));
     if (deadline !== undefined) meshReq.deadline = deadline;
     this.run(meshReq, (response, onDone) => writeH1Response(res, response, {
       close: this.opts.drain.draining,
@@ -68,6 +69,7 @@ export class HttpIngress {
     const meshReq = this.newRequest(
       String(rawHeaders[':method'] ?? 'GET'), String(rawHeaders[':path'] ?? '/'),
       String(rawHeaders[':authority'] ?? rawHeaders['host'] ?? destination), headers, stream, source, destination, controller.signal,
+      stream.endAfterHeaders,
     );
     if (deadline !== undefined) meshReq.deadline = deadline;
     this.run(meshReq, (response, onDone) => writeH2Response(stream, response, { onDone }));
@@ -84,11 +86,11 @@ export class HttpIngress {
 
   private newRequest(
     method: string, path: string, authority: string, headers: MeshRequest['headers'], body: MeshRequest['body'],
-    source: Peer, destination: string, signal: AbortSignal,
+    source: Peer, destination: string, signal: AbortSignal, emptyBody: boolean,
   ): MeshRequest {
     return {
       direction: this.opts.direction,
-      method, path, authority, headers, body,
+      method, path, authority, headers, body, emptyBody,
       protocol: 'http',
       grpc: isGrpcContentType(headers['content-type']),
       source,

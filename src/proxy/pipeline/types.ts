@@ -30,6 +30,12 @@ export interface MeshRequest {
   headers: HeaderMap;
   /** The request body as it streams from downstream (may be replaced by a replayable buffer). */
   body: Readable;
+  /**
+   * True when the request is known to carry no body: HTTP/1.1 without Content-Length (or with 0) and
+   * without Transfer-Encoding, HTTP/2 with END_STREAM on its HEADERS. Forwarded without a DATA frame
+   * (HTTP/2) or body framing (HTTP/1.1); `body` is then only drained.
+   */
+  readonly emptyBody?: boolean;
   /** Protocol of the destination service (drives upstream framing). */
   protocol: Protocol;
   readonly grpc: boolean;

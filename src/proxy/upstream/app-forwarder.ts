@@ -31,8 +31,15 @@ export class AppForwarder {
         path: req.path,
         headers: { ...req.headers, host: req.authority },
         agent: this.agent,
-        signal: req.signal,
       });
+      // The request's signal resets the app request (downstream gone, deadline passed). Wired by hand:
+      // the `signal` option adds an end-of-stream watcher with ~8 listeners per request.
+      const onAbort = () => outgoing.destroy(new Error('request aborted'));
+      if (req.signal.aborted) onAbort();
+      else {
+        req.signal.addEventListener('abort', onAbort, { once: true });
+        outgoing.once('close', () => req.signal.removeEventListener('abort', onAbort));
+      }
       let answered = false;
       outgoing.on('response', (res) => {
         answered = true;
@@ -49,6 +56,11 @@ export class AppForwarder {
         const connect = err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ETIMEDOUT';
         reject(new MeshError(connect ? 'UPSTREAM_CONNECT_FAILED' : 'UPSTREAM_RESET', `app ${this.app.host}:${this.app.port}: ${err.message}`));
       });
+      if (req.emptyBody) {
+        req.body.resume(); // drained so it ends; the request goes out without body framing
+        outgoing.end();
+        return;
+      }
       req.body.on('error', () => outgoing.destroy());
       req.body.pipe(outgoing);
     });

@@ -32,7 +32,7 @@ export function h2Forward(
   return new Promise<MeshResponse>((resolve, reject) => {
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = session.request(headers, { endStream: false });
+      stream = session.request(headers, { endStream: req.emptyBody === true });
     } catch (err) {
       // The session is closing (GOAWAY): this stream never left.
       reject(new MeshError('UPSTREAM_RESET', (err as Error).message, { refused: true }));
@@ -73,6 +73,10 @@ export function h2Forward(
       }
       observer?.done(status, stream.rstCode && stream.rstCode !== h2c.NGHTTP2_NO_ERROR ? new Error(`reset ${stream.rstCode}`) : undefined);
     });
+    if (req.emptyBody) {
+      req.body.resume(); // nothing to send (END_STREAM went with HEADERS); drained so it ends
+      return;
+    }
     req.body.on('error', () => stream.close(h2c.NGHTTP2_CANCEL));
     req.body.pipe(stream);
   });
