@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       const before = mesh.proxies.map((p) => cpuMicros(p.pid));
       const splitBefore = mesh.proxies.map((p) => cpuSplit(p.pid));
+      const allocBefore = mesh.proxies.map((p) => p.allocatedBytes?.() ?? 0);
       let maxRss = 0;
       const t = setInterval(() => { for (const p of mesh.proxies) maxRss = Math.max(maxRss, rssMiB(p.pid)); }, 250);
       let res: { rps: number; failed: number; non2xx: number };
@@ -70,8 +71,11 @@ async function main(): Promise<void> {
       clearInterval(t);
       const us = mesh.proxies.map((p, i) => round((cpuMicros(p.pid) - before[i]!) / Math.max(1, reqs), 1));
       const split = mesh.proxies.map((p, i) => { const [u, s] = cpuSplit(p.pid); return `${round((u - splitBefore[i]![0]) / reqs, 0)}u+${round((s - splitBefore[i]![1]) / reqs, 0)}s`; }).join(' ');
+      const alloc = nodeArgs.includes('--trace-gc-nvp')
+        ? ` heap alloc ${mesh.proxies.map((p, i) => `${p.role}=${round((p.allocatedBytes!() - allocBefore[i]!) / reqs / 1024, 2)}`).join(' ')} KiB/req`
+        : '';
       const spans = sink ? ` spans=${sink.spans}` : '';
-      process.stdout.write(`${proto} ${size}: ${res.rps} req/s failed=${res.failed} non2xx=${res.non2xx} cpu out=${us[0]} in=${us[1]} sum=${round(us[0]! + us[1]!, 1)} µs/req (${split}) maxRSS=${round(maxRss, 1)} MiB${spans}\n`);
+      process.stdout.write(`${proto} ${size}: ${res.rps} req/s failed=${res.failed} non2xx=${res.non2xx} cpu out=${us[0]} in=${us[1]} sum=${round(us[0]! + us[1]!, 1)} µs/req (${split}) maxRSS=${round(maxRss, 1)} MiB${alloc}${spans}\n`);
     }
     await mesh.stop();
     await sink?.close();

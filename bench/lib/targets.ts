@@ -20,7 +20,12 @@ import { TrellisClient } from '../../src/sdk/client.js';
 import type { Pki } from './pki.js';
 import { freePort, sleep, spawnManaged, waitForPort, type Managed } from './util.js';
 
-export interface ProxyProc { role: string; pid: number }
+export interface ProxyProc {
+  role: string;
+  pid: number;
+  /** Trellis proxies started with --trace-gc-nvp: V8 heap bytes allocated so far (counted at each GC). */
+  allocatedBytes?: () => number;
+}
 
 export interface Target {
   name: string;
@@ -186,7 +191,7 @@ backend peer
   };
 }
 
-interface TrellisProc { m: Managed; listening: Record<string, string>; }
+interface TrellisProc { m: Managed; listening: Record<string, string>; allocated: () => number }
 
 /** Spawns `node bin/trellis.js ...args` and waits for the named listening announcements (and "ready"). */
 async function startTrellis(name: string, args: string[], expect: string[], waitReady: boolean, env: Record<string, string>, nodeArgs: string[] = []): Promise<TrellisProc> {
@@ -196,6 +201,18 @@ async function startTrellis(name: string, args: string[], expect: string[], wait
   });
   const listening: Record<string, string> = {};
   let ready = false;
+  // With --trace-gc-nvp, every GC line carries `allocated=<bytes since the last GC>`: summed, the bytes
+  // of V8 heap allocated so far (a contention-proof measure of per-request JavaScript work).
+  let allocated = 0;
+  if (nodeArgs.includes('--trace-gc-nvp')) {
+    let rest = '';
+    m.proc.stdout!.on('data', (c: Buffer) => {
+      const text = rest + c.toString('latin1');
+      const cut = text.lastIndexOf('\n');
+      rest = text.slice(cut + 1);
+      for (const match of text.slice(0, cut + 1).matchAll(/\ballocated=(\d+)/g)) allocated += Number(match[1]);
+    });
+  }
   readAnnouncements(m.proc.stdout!, {
     onEvent: (ev) => {
       if (ev.event === 'listening' && ev.name && ev.address) listening[ev.name] = ev.address;
@@ -208,11 +225,13 @@ async function startTrellis(name: string, args: string[], expect: string[], wait
     if (Date.now() > deadline) { await m.stop(); throw new Error(`${name} not ready within 30s:\n${m.output()}`); }
     await sleep(20);
   }
-  return { m, listening };
+  return { m, listening, allocated: () => allocated };
 }
 
 export interface TrellisMesh extends Target {
   controlPlane: { pid: number };
+  /** Admin addresses (host:port) of the outbound and inbound proxies, for /metrics. */
+  admins: string[];
   /** Starts one more client-side proxy (fresh: no mTLS session yet) and returns its outbound URL. */
   freshClientProxy(): Promise<{ url: string; pid: number; stop(): Promise<void> }>;
 }
@@ -256,8 +275,9 @@ export async function startTrellisMesh(dir: string, backendPort: number, nodeArg
   let n = 0;
   return {
     name, h1: url, h2: url,
-    proxies: [{ role: 'outbound', pid: outbound.m.pid }, { role: 'inbound', pid: inbound.m.pid }],
+    proxies: [{ role: 'outbound', pid: outbound.m.pid, allocatedBytes: outbound.allocated }, { role: 'inbound', pid: inbound.m.pid, allocatedBytes: inbound.allocated }],
     controlPlane: { pid: cp.m.pid },
+    admins: [outbound.listening.admin!, inbound.listening.admin!],
     async freshClientProxy() {
       const p = await startClient(`trellis-fresh-${n++}`, []);
       return { url: `http://${p.listening['outbound:backend']}`, pid: p.m.pid, stop: () => p.m.stop() };

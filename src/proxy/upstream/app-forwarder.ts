@@ -11,6 +11,7 @@ import type { HostPort } from '../../shared/address.js';
 import { endToEndHeaders } from '../http/headers.js';
 import type { MeshRequest, MeshResponse } from '../pipeline/types.js';
 import { h2Forward } from './h2-forward.js';
+import { whenAborted } from '../pipeline/abort.js';
 
 export class AppForwarder {
   private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
@@ -34,12 +35,8 @@ export class AppForwarder {
       });
       // The request's signal resets the app request (downstream gone, deadline passed). Wired by hand:
       // the `signal` option adds an end-of-stream watcher with ~8 listeners per request.
-      const onAbort = () => outgoing.destroy(new Error('request aborted'));
-      if (req.signal.aborted) onAbort();
-      else {
-        req.signal.addEventListener('abort', onAbort, { once: true });
-        outgoing.once('close', () => req.signal.removeEventListener('abort', onAbort));
-      }
+      const unsubscribe = whenAborted(req, () => outgoing.destroy(new Error('request aborted')));
+      outgoing.once('close', unsubscribe);
       let answered = false;
       outgoing.on('response', (res) => {
         answered = true;
