@@ -23,8 +23,8 @@ const outIdx = argv.indexOf('--out');
 const OUT_DIR = outIdx >= 0 ? argv[outIdx + 1]! : join(REPO_ROOT, 'bench', 'results');
 
 const CFG = QUICK
-  ? { satSeconds: 4, satWarmup: 1, latSeconds: 6, latWarmup: 1, rates: [1000, 5000], firstSamples: 10, coldSamples: 2, profileSeconds: 8 }
-  : { satSeconds: 10, satWarmup: 2, latSeconds: 15, latWarmup: 2, rates: [1000, 5000], firstSamples: 30, coldSamples: 5, profileSeconds: 15 };
+  ? { warmSeconds: 3, satSeconds: 4, satWarmup: 1, latSeconds: 6, latWarmup: 1, rates: [1000, 5000], firstSamples: 10, coldSamples: 2, profileSeconds: 8 }
+  : { warmSeconds: 5, satSeconds: 10, satWarmup: 2, latSeconds: 15, latWarmup: 2, rates: [1000, 5000], firstSamples: 30, coldSamples: 5, profileSeconds: 15 };
 const H1_CONNECTIONS = 32;
 const H2_CONNECTIONS = 2, H2_STREAMS = 16;
 
@@ -85,6 +85,17 @@ async function main(): Promise<void> {
   for (const t of [...targets, traced]) for (const p of t.proxies) idleRss[`${t.name}/${p.role}`] = round(rssMiB(p.pid), 1);
   idleRss['trellis/control-plane'] = round(rssMiB(trellis.controlPlane.pid), 1);
   idleRss['backend'] = round(rssMiB(backend.proxies[0]!.pid), 1);
+
+  // Steady state, not start-up: every path serves traffic (unmeasured) before the first cell. A Node.js
+  // proxy runs its first thousands of requests in the interpreter while V8 compiles the hot path; without
+  // this the first Trellis cell measured JIT warm-up (≈2× the CPU per request of later cells).
+  for (const t of satTargets) {
+    for (const proto of ['h1', 'h2'] as const) {
+      const base = proto === 'h1' ? t.h1 : t.h2;
+      if (base) await saturate(tools.h2load!, { proto, url: `${base}/1k`, seconds: CFG.warmSeconds, warmupSeconds: 0, connections: proto === 'h1' ? H1_CONNECTIONS : H2_CONNECTIONS, streams: H2_STREAMS });
+    }
+  }
+  log(`warmed every path (${CFG.warmSeconds}s of h1 and of h2 each)`);
 
   // Throughput at saturation: h2load, fixed concurrency, interleaving targets inside each cell.
   const sat: SatCell[] = [];

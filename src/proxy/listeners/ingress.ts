@@ -19,7 +19,7 @@ import type { ProxyServices } from '../runtime/services.js';
 import type { DrainState } from './drain.js';
 import { accessRecord } from '../access-log.js';
 import { noteStreamReset } from '../http/reset-flood.js';
-import { attachDownstreamAbort, DownstreamAbort } from '../pipeline/abort.js';
+import { DownstreamAbort, ListenerRequest } from '../pipeline/abort.js';
 
 const H2_NO_ERROR = h2constants.NGHTTP2_NO_ERROR;
 
@@ -94,20 +94,10 @@ export class HttpIngress {
     method: string, path: string, authority: string, headers: MeshRequest['headers'], body: MeshRequest['body'],
     source: Peer, destination: string, abort: DownstreamAbort, emptyBody: boolean,
   ): MeshRequest {
-    const req: MeshRequest = {
-      direction: this.opts.direction,
-      method, path, authority, headers, body, emptyBody,
-      protocol: 'http',
-      grpc: isGrpcContentType(headers['content-type']),
-      source,
-      destination,
-      requestId: typeof headers['x-request-id'] === 'string' ? headers['x-request-id'] : newRequestId(),
-      startedAt: performance.now(),
-      get signal() { return abort.signal; }, // created on first read only (pipeline/abort.ts)
-      attrs: {},
-    };
-    attachDownstreamAbort(req, abort);
-    return req;
+    return new ListenerRequest(
+      abort, this.opts.direction, method, path, authority, headers, body, emptyBody, 'http', isGrpcContentType(headers['content-type']),
+      source, destination, typeof headers['x-request-id'] === 'string' ? headers['x-request-id'] : newRequestId(),
+    );
   }
 
   private run(req: MeshRequest, write: (response: MeshResponse, onDone: (bytes: number, err?: Error) => void) => void): void {

@@ -47,7 +47,12 @@ export interface MeshRequest {
   readonly startedAt: number;
   /** Absolute deadline in performance.now() ms, when one applies. */
   deadline?: number;
-  /** Aborted when the downstream goes away; upstream work must stop. */
+  /**
+   * Aborted when the downstream goes away; upstream work must stop. Requests from a listener compute it
+   * on first read (pipeline/abort.ts), so a copy made with spread must set its own `signal`
+   * (`{ ...req, signal }`, as the timeout, retry and mirror filters do). Forwarders subscribe with
+   * `whenAborted(req, fn)`, which does not build an AbortSignal for the common request.
+   */
   readonly signal: AbortSignal;
   /** Scratch space filters use to tell later filters and the access log what happened. */
   readonly attrs: RequestAttributes;
