@@ -4,8 +4,13 @@
  * backend), drives it with h2load, and prints CPU µs per request of each proxy (from /proc), throughput,
  * and the RSS of each proxy. Optional: V8 flags for both proxies (e.g. --cpu-prof, --trace-gc).
  *
- *   node dist/bench/hotpath.js [--seconds 6] [--proto h1|h2] [--size 1k|16k] [--rounds 1]
- *                              [--tracing] [--node-arg=--cpu-prof --node-arg=--cpu-prof-dir=/tmp/prof]
+ *   node dist/bench/hotpath.js [--seconds 6] [--proto h1|h2] [--size 1k|16k] [--rounds 1] [--conns N]
+ *                              [--warm SECONDS] [--rate N] [--tracing]
+ *                              [--node-arg=--cpu-prof --node-arg=--cpu-prof-dir=/tmp/prof] [--node-arg=--trace-gc-nvp]
+ *
+ * --warm: h2load traffic before measuring (JIT warm-up). --rate: constant-rate open loop (HTTP/1.1) instead
+ * of saturation, with latency percentiles. --tracing: MeshConfig.tracing at 100% to a local OTLP sink.
+ * --node-arg=--trace-gc-nvp: also prints V8 heap bytes allocated per request (summed `allocated=` per GC).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,7 +49,7 @@ async function main(): Promise<void> {
   try {
     const backend = await startBackend(tools.nginx!, dir);
     const sink = tracing ? await startTraceSink() : undefined;
-    const mesh = await startTrellisMesh(dir, backend.h1Port, nodeArgs, sink ? { tracing: { otlpEndpoint: sink.url, sampling: 1 } } : undefined);
+    const mesh = await startTrellisMesh(dir, backend.h1Port, nodeArgs, sink ? { tracing: { otlpEndpoint: sink.url, sampling: 100 } } : undefined);
     await sleep(500);
     const idle0 = mesh.proxies.map((p) => cpuMicros(p.pid));
     await sleep(3000);
