@@ -1,6 +1,6 @@
 /**
  * HTTP/2 rapid-reset bound (CVE-2023-44487) at every HTTP/2 listener: a client that cancels streams
- * (RST_STREAM before the exchange ended) faster than a token bucket allows — a burst of
+ * (RST_STREAM before the proxy sent response headers) faster than a token bucket allows — a burst of
  * RESET_BURST, refilled at RESET_REFILL_PER_S — gets its session closed with GOAWAY
  * ENHANCE_YOUR_CALM. Each accepted stream costs the proxy work (and, outbound, a stream to the peer
  * proxy), so a flood of open-and-cancel must end rather than be served as fast as it arrives.

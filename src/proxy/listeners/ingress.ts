@@ -66,7 +66,9 @@ export class HttpIngress {
     stream.on('close', () => {
       if (stream.rstCode === H2_NO_ERROR) return;
       controller.abort();
-      noteStreamReset(stream.session, performance.now(), () => this.opts.services.log.warn('HTTP/2 rapid-reset flood: session closed with GOAWAY', { direction: this.opts.direction }));
+      // Counted toward the rapid-reset bound only when the client cancelled before any answer
+      // (not when this proxy reset a response mid-body because its upstream failed).
+      if (!stream.headersSent) noteStreamReset(stream.session, performance.now(), () => this.opts.services.log.warn('HTTP/2 rapid-reset flood: session closed with GOAWAY', { direction: this.opts.direction }));
     });
     stream.on('error', () => {});
     const headers = endToEndHeaders(rawHeaders);
