@@ -13,6 +13,7 @@ import { ensureTools } from './lib/deps.js';
 import { makePki } from './lib/pki.js';
 import { median, openLoop, saturate, timeOne, type LatencyResult, type SaturateResult } from './lib/load.js';
 import { BODY_SIZES, REPO_ROOT, startBackend, startHaproxyPair, startNginxPair, startTrellisMesh, type BodySize, type Target } from './lib/targets.js';
+import { startTraceSink } from './lib/trace-sink.js';
 import { cpuMicros, round, rssMiB, sleep, stopAllManaged } from './lib/util.js';
 
 const argv = process.argv.slice(2);
@@ -22,15 +23,27 @@ const outIdx = argv.indexOf('--out');
 const OUT_DIR = outIdx >= 0 ? argv[outIdx + 1]! : join(REPO_ROOT, 'bench', 'results');
 
 const CFG = QUICK
-  ? { satSeconds: 4, satWarmup: 1, latSeconds: 6, latWarmup: 1, rates: [1000, 5000], firstSamples: 10, coldSamples: 2, profileSeconds: 8 }
-  : { satSeconds: 10, satWarmup: 2, latSeconds: 15, latWarmup: 2, rates: [1000, 5000], firstSamples: 30, coldSamples: 5, profileSeconds: 15 };
+  ? { warmSeconds: 3, satSeconds: 4, satWarmup: 1, latSeconds: 6, latWarmup: 1, rates: [1000, 5000], firstSamples: 10, coldSamples: 2, profileSeconds: 8 }
+  : { warmSeconds: 5, satSeconds: 10, satWarmup: 2, latSeconds: 15, latWarmup: 2, rates: [1000, 5000], firstSamples: 30, coldSamples: 5, profileSeconds: 15 };
 const H1_CONNECTIONS = 32;
 const H2_CONNECTIONS = 2, H2_STREAMS = 16;
 
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
 interface CpuCell { role: string; usPerReq: number }
-interface SatCell extends SaturateResult { target: string; size: BodySize; cpu: CpuCell[]; maxRssMiB: Record<string, number> }
+interface SatCell extends SaturateResult { target: string; size: BodySize; cpu: CpuCell[]; maxRssMiB: Record<string, number>; spansExported?: number }
+
+const TRACED = 'trellis+tracing';
+
+/** trellis_spans_dropped_total of the traced proxies, summed over reasons (0 when none were dropped). */
+async function droppedSpans(admins: string[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const admin of admins) {
+    const text = await (await fetch(`http://${admin}/metrics`)).text();
+    for (const m of text.matchAll(/^trellis_spans_dropped_total\{[^}]*reason="([^"]+)"[^}]*\} (\d+)/gm)) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
 interface LatCell extends LatencyResult { target: string; size: BodySize; cpu: CpuCell[] }
 
 function sampleCpu(t: Target): Map<string, number> {
@@ -58,20 +71,37 @@ async function main(): Promise<void> {
   const haproxy = await startHaproxyPair(tools.haproxy!, dir, pki, backend.h1Port);
   firstCold.haproxy = await timeOne(`${haproxy.h1}/1k`);
   firstCold.direct = await timeOne(`${direct.h1}/1k`);
+  // Issue #5: the same mesh with tracing on, every request sampled, spans exported over OTLP/HTTP to a
+  // real local sink that accepts, counts and discards them. Measured in the saturation cells only.
+  const sink = await startTraceSink();
+  const traced = await startTrellisMesh(dir, backend.h1Port, [], { tracing: { otlpEndpoint: sink.url, sampling: 100 } }, TRACED);
+  await timeOne(`${traced.h1}/1k`);
   const targets: Target[] = [direct, trellis, nginx, haproxy];
+  const satTargets: Target[] = [direct, trellis, traced, nginx, haproxy];
   log(`started: ${targets.map((t) => `${t.name} ${t.h1}`).join(', ')}`);
 
   await sleep(1000);
   const idleRss: Record<string, number> = {};
-  for (const t of targets) for (const p of t.proxies) idleRss[`${t.name}/${p.role}`] = round(rssMiB(p.pid), 1);
+  for (const t of [...targets, traced]) for (const p of t.proxies) idleRss[`${t.name}/${p.role}`] = round(rssMiB(p.pid), 1);
   idleRss['trellis/control-plane'] = round(rssMiB(trellis.controlPlane.pid), 1);
   idleRss['backend'] = round(rssMiB(backend.proxies[0]!.pid), 1);
+
+  // Steady state, not start-up: every path serves traffic (unmeasured) before the first cell. A Node.js
+  // proxy runs its first thousands of requests in the interpreter while V8 compiles the hot path; without
+  // this the first Trellis cell measured JIT warm-up (≈2× the CPU per request of later cells).
+  for (const t of satTargets) {
+    for (const proto of ['h1', 'h2'] as const) {
+      const base = proto === 'h1' ? t.h1 : t.h2;
+      if (base) await saturate(tools.h2load!, { proto, url: `${base}/1k`, seconds: CFG.warmSeconds, warmupSeconds: 0, connections: proto === 'h1' ? H1_CONNECTIONS : H2_CONNECTIONS, streams: H2_STREAMS });
+    }
+  }
+  log(`warmed every path (${CFG.warmSeconds}s of h1 and of h2 each)`);
 
   // Throughput at saturation: h2load, fixed concurrency, interleaving targets inside each cell.
   const sat: SatCell[] = [];
   for (const proto of ['h1', 'h2'] as const) {
     for (const size of Object.keys(BODY_SIZES) as BodySize[]) {
-      for (const t of targets) {
+      for (const t of satTargets) {
         const base = proto === 'h1' ? t.h1 : t.h2;
         if (!base) continue;
         const maxRss: Record<string, number> = {};
@@ -81,12 +111,14 @@ async function main(): Promise<void> {
         // Warm-up happens inside h2load; CPU is sampled around the whole run and divided by every request
         // h2load reports, warm-up excluded, so the figure slightly overstates µs/request (by ≤ warmup/total).
         const before = sampleCpu(t);
+        const spansBefore = sink.spans;
         const r = await saturate(tools.h2load!, { proto, url: `${base}/${size}`, seconds: CFG.satSeconds, warmupSeconds: CFG.satWarmup,
           connections: proto === 'h1' ? H1_CONNECTIONS : H2_CONNECTIONS, streams: H2_STREAMS });
         const cpuWindowRequests = r.succeeded * (CFG.satSeconds + CFG.satWarmup) / CFG.satSeconds;
         const cpu = cpuPerReq(t, before, cpuWindowRequests);
         clearInterval(rssTimer);
-        sat.push({ ...r, target: t.name, size, cpu, maxRssMiB: maxRss });
+        if (t === traced) await sleep(1500); // the exporter flushes at least every second
+        sat.push({ ...r, target: t.name, size, cpu, maxRssMiB: maxRss, ...(t === traced ? { spansExported: sink.spans - spansBefore } : {}) });
         log(`saturate ${proto} ${size} ${t.name}: ${r.rps} req/s (ok ${r.succeeded}, failed ${r.failed}, non-2xx ${r.non2xx}) cpu ${cpu.map((c) => `${c.role}=${c.usPerReq}µs`).join(' ')}`);
         await sleep(500);
       }
@@ -132,7 +164,9 @@ async function main(): Promise<void> {
   const loadRss: Record<string, number> = {};
   for (const c of sat) for (const [role, v] of Object.entries(c.maxRssMiB)) loadRss[`${c.target}/${role}`] = Math.max(loadRss[`${c.target}/${role}`] ?? 0, v);
 
-  await trellis.stop(); await nginx.stop(); await haproxy.stop();
+  const spansDropped = await droppedSpans(traced.admins);
+  const tracing = { sink: { requests: sink.requests, spans: sink.spans, bytes: sink.bytes }, spansDropped };
+  await trellis.stop(); await traced.stop(); await nginx.stop(); await haproxy.stop(); await sink.close();
 
   let profile: ProfileSummary | undefined;
   if (PROFILE) {
@@ -146,7 +180,7 @@ async function main(): Promise<void> {
     machine: { cpus: cpus().length, model: cpus()[0]?.model, memGiB: round(totalmem() / 2 ** 30, 1), node: process.version, kernel: readFileSync('/proc/version', 'utf8').split(' ')[2] },
     tools: toolVersions(tools),
     config: { ...CFG, h1Connections: H1_CONNECTIONS, h2Connections: H2_CONNECTIONS, h2Streams: H2_STREAMS },
-    saturation: sat, latency: lat, firstRequestMs: first, rssMiB: { idle: idleRss, underLoadMax: loadRss }, profile,
+    saturation: sat, latency: lat, firstRequestMs: first, rssMiB: { idle: idleRss, underLoadMax: loadRss }, tracing, profile,
   };
   const md = renderMarkdown(result);
   process.stdout.write(md + '\n');
@@ -226,6 +260,7 @@ function area(url: string, fn: string): string {
 type Result = {
   date: string; command: string; machine: Record<string, unknown>; tools: Record<string, string>; config: Record<string, unknown>;
   saturation: SatCell[]; latency: LatCell[]; firstRequestMs: Record<string, { fresh: number; reused: number; cold?: number; coldSamples?: number[] }>;
+  tracing?: { sink: { requests: number; spans: number; bytes: number }; spansDropped: Record<string, number> };
   rssMiB: { idle: Record<string, number>; underLoadMax: Record<string, number> }; profile?: ProfileSummary;
 };
 
@@ -263,6 +298,21 @@ function renderMarkdown(r: Result): string {
     return [c, round(sum(tr) / sum(ng), 2) + '×', round(sum(tr) / sum(hp), 2) + '×'];
   });
   out.push(table(['cell', 'Trellis CPU / nginx CPU', 'Trellis CPU / HAProxy CPU'], ratioRows), '');
+
+  if (r.saturation.some((c) => c.target === TRACED)) {
+    out.push('## Tracing overhead (MeshConfig.tracing: every request sampled, OTLP/HTTP JSON to a local sink that counts and discards)', '');
+    out.push(table(['cell', 'trellis req/s', 'trellis+tracing req/s', 'trellis CPU µs/req', 'trellis+tracing CPU µs/req', 'added CPU', 'spans exported (2 per request expected)'], cells.map((c) => {
+      const p = get('trellis', c), t = get(TRACED, c);
+      if (!p || !t) return [c, '–', '–', '–', '–', '–', '–'];
+      const cp = p.cpu.reduce((a, b) => a + b.usPerReq, 0), ct = t.cpu.reduce((a, b) => a + b.usPerReq, 0);
+      const perReq = t.spansExported !== undefined ? ` (${round(t.spansExported / Math.max(1, t.succeeded * (Number(r.config.satSeconds) + Number(r.config.satWarmup)) / Number(r.config.satSeconds)), 2)} per request)` : '';
+      return [c, p.rps, `${t.rps} (${round((100 * t.rps) / p.rps - 100, 0)}%)`, round(cp, 1), round(ct, 1), `+${round(ct - cp, 1)} µs (+${round((100 * (ct - cp)) / cp, 0)}%)`, `${t.spansExported ?? '–'}${perReq}`];
+    })), '');
+    if (r.tracing) {
+      const dropped = Object.entries(r.tracing.spansDropped);
+      out.push(`Sink: ${r.tracing.sink.spans} spans in ${r.tracing.sink.requests} OTLP requests (${round(r.tracing.sink.bytes / 2 ** 20, 1)} MiB); trellis_spans_dropped_total: ${dropped.length ? dropped.map(([k, v]) => `${k}=${v}`).join(', ') : '0'}.`, '');
+    }
+  }
 
   out.push(`## Latency at fixed rates (ms, HTTP/1.1 keep-alive, 1 KiB, open loop from intended send time, ${r.config.latSeconds}s)`, '');
   out.push(table(['path', 'rate', 'achieved', 'p50', 'p90', 'p99', 'p99.9', 'max', 'errors', 'dropped', 'added p99 vs direct', 'proxy CPU µs/req'],

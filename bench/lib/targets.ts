@@ -20,7 +20,12 @@ import { TrellisClient } from '../../src/sdk/client.js';
 import type { Pki } from './pki.js';
 import { freePort, sleep, spawnManaged, waitForPort, type Managed } from './util.js';
 
-export interface ProxyProc { role: string; pid: number }
+export interface ProxyProc {
+  role: string;
+  pid: number;
+  /** Trellis proxies started with --trace-gc-nvp: V8 heap bytes allocated so far (counted at each GC). */
+  allocatedBytes?: () => number;
+}
 
 export interface Target {
   name: string;
@@ -186,7 +191,7 @@ backend peer
   };
 }
 
-interface TrellisProc { m: Managed; listening: Record<string, string>; }
+interface TrellisProc { m: Managed; listening: Record<string, string>; allocated: () => number }
 
 /** Spawns `node bin/trellis.js ...args` and waits for the named listening announcements (and "ready"). */
 async function startTrellis(name: string, args: string[], expect: string[], waitReady: boolean, env: Record<string, string>, nodeArgs: string[] = []): Promise<TrellisProc> {
@@ -196,6 +201,18 @@ async function startTrellis(name: string, args: string[], expect: string[], wait
   });
   const listening: Record<string, string> = {};
   let ready = false;
+  // With --trace-gc-nvp, every GC line carries `allocated=<bytes since the last GC>`: summed, the bytes
+  // of V8 heap allocated so far (a contention-proof measure of per-request JavaScript work).
+  let allocated = 0;
+  if (nodeArgs.includes('--trace-gc-nvp')) {
+    let rest = '';
+    m.proc.stdout!.on('data', (c: Buffer) => {
+      const text = rest + c.toString('latin1');
+      const cut = text.lastIndexOf('\n');
+      rest = text.slice(cut + 1);
+      for (const match of text.slice(0, cut + 1).matchAll(/\ballocated=(\d+)/g)) allocated += Number(match[1]);
+    });
+  }
   readAnnouncements(m.proc.stdout!, {
     onEvent: (ev) => {
       if (ev.event === 'listening' && ev.name && ev.address) listening[ev.name] = ev.address;
@@ -208,20 +225,27 @@ async function startTrellis(name: string, args: string[], expect: string[], wait
     if (Date.now() > deadline) { await m.stop(); throw new Error(`${name} not ready within 30s:\n${m.output()}`); }
     await sleep(20);
   }
-  return { m, listening };
+  return { m, listening, allocated: () => allocated };
 }
 
 export interface TrellisMesh extends Target {
   controlPlane: { pid: number };
+  /** Admin addresses (host:port) of the outbound and inbound proxies, for /metrics. */
+  admins: string[];
   /** Starts one more client-side proxy (fresh: no mTLS session yet) and returns its outbound URL. */
   freshClientProxy(): Promise<{ url: string; pid: number; stop(): Promise<void> }>;
 }
 
-/** nodeArgs go to both proxies' node (e.g. --cpu-prof, which NODE_OPTIONS refuses on Node 20). */
-export async function startTrellisMesh(dir: string, backendPort: number, nodeArgs: string[] = []): Promise<TrellisMesh> {
+/**
+ * nodeArgs go to both proxies' node (e.g. --cpu-prof, which NODE_OPTIONS refuses on Node 20).
+ * meshConfig (e.g. `{ tracing: {...} }`) is applied as the MeshConfig before any proxy starts, so
+ * both proxies get it in their first snapshot.
+ */
+export async function startTrellisMesh(dir: string, backendPort: number, nodeArgs: string[] = [], meshConfig?: Record<string, unknown>, name = 'trellis'): Promise<TrellisMesh> {
   const dataDir = await mkdtemp(join(tmpdir(), 'trellis-bench-cp-'));
   const cp = await startTrellis('trellis-cp', ['control-plane', '--data-dir', dataDir, '--api', '127.0.0.1:0', '--xds', '127.0.0.1:0'], ['api', 'xds'], false, {});
   const api = new TrellisClient({ baseUrl: `http://${cp.listening.api}` });
+  if (meshConfig) await api.apply([{ apiVersion: 'trellis.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'default' }, spec: meshConfig }]);
   const tokenFile = async (service: string) => {
     const { token } = await api.createToken(service);
     const f = join(dir, `${service}-${Math.random().toString(36).slice(2)}.token`);
@@ -250,9 +274,10 @@ export async function startTrellisMesh(dir: string, backendPort: number, nodeArg
   const url = `http://${outbound.listening['outbound:backend']}`;
   let n = 0;
   return {
-    name: 'trellis', h1: url, h2: url,
-    proxies: [{ role: 'outbound', pid: outbound.m.pid }, { role: 'inbound', pid: inbound.m.pid }],
+    name, h1: url, h2: url,
+    proxies: [{ role: 'outbound', pid: outbound.m.pid, allocatedBytes: outbound.allocated }, { role: 'inbound', pid: inbound.m.pid, allocatedBytes: inbound.allocated }],
     controlPlane: { pid: cp.m.pid },
+    admins: [outbound.listening.admin!, inbound.listening.admin!],
     async freshClientProxy() {
       const p = await startClient(`trellis-fresh-${n++}`, []);
       return { url: `http://${p.listening['outbound:backend']}`, pid: p.m.pid, stop: () => p.m.stop() };

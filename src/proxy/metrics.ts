@@ -1,23 +1,22 @@
 /**
  * The proxy's metrics, declared up front in one place with bounded labels (no raw paths).
- * Handles for hot-path series are resolved once per (labels) and cached.
+ * The per-request series are plain numbers rendered at scrape time (request-series.ts).
  */
 import client from 'prom-client';
 import { LATENCY_BUCKETS_MS } from '../api/latency-buckets.js';
 import { StatsAggregator } from './stats.js';
+import { RequestSeries } from './request-series.js';
 
 // Dense enough between 1ms and 5s for p50…p99.9 (histogram_quantile interpolates inside a bucket).
 export { LATENCY_BUCKETS_MS };
 
 export class ProxyMetrics {
   readonly registry = new client.Registry();
-  readonly requests: client.Counter<'direction' | 'source' | 'destination' | 'route' | 'code' | 'classification'>;
-  readonly latency: client.Histogram<'direction' | 'source' | 'destination' | 'route' | 'classification'>;
+  /** trellis_requests_total, trellis_request_duration_ms, trellis_request/response_bytes_total (request-series.ts). */
+  readonly requestSeries = new RequestSeries(LATENCY_BUCKETS_MS);
   readonly tcpConnections: client.Counter<'direction' | 'peer'>;
   readonly tcpActive: client.Gauge<'direction'>;
   // Observability (issue #5): bytes, TCP close + bytes, timeouts, access-log drops.
-  readonly requestBytes: client.Counter<'direction' | 'source' | 'destination' | 'route'>;
-  readonly responseBytes: client.Counter<'direction' | 'source' | 'destination' | 'route'>;
   readonly tcpClosed: client.Counter<'direction' | 'peer'>;
   readonly tcpReceivedBytes: client.Counter<'direction' | 'peer'>;
   readonly tcpSentBytes: client.Counter<'direction' | 'peer'>;
@@ -49,12 +48,14 @@ export class ProxyMetrics {
   constructor(labels: { service: string; instance: string }) {
     this.registry.setDefaultLabels(labels);
     const r = [this.registry];
-    this.requests = new client.Counter({ name: 'trellis_requests_total', help: 'Requests handled, by direction, peer services, route and response class', labelNames: ['direction', 'source', 'destination', 'route', 'code', 'classification'], registers: r });
-    this.latency = new client.Histogram({ name: 'trellis_request_duration_ms', help: 'Time from request arrival to response end, in milliseconds', labelNames: ['direction', 'source', 'destination', 'route', 'classification'], buckets: LATENCY_BUCKETS_MS, registers: r });
+    this.requestSeries.register(this.registry, {
+      requests: 'Requests handled, by direction, peer services, route and response class',
+      latency: 'Time from request arrival to response end, in milliseconds',
+      requestBytes: 'Request body bytes received from the downstream',
+      responseBytes: 'Response body bytes sent to the downstream',
+    });
     this.tcpConnections = new client.Counter({ name: 'trellis_tcp_connections_opened_total', help: 'TCP connections proxied', labelNames: ['direction', 'peer'], registers: r });
     this.tcpActive = new client.Gauge({ name: 'trellis_tcp_connections_active', help: 'TCP connections open now', labelNames: ['direction'], registers: r });
-    this.requestBytes = new client.Counter({ name: 'trellis_request_bytes_total', help: 'Request body bytes received from the downstream', labelNames: ['direction', 'source', 'destination', 'route'], registers: r });
-    this.responseBytes = new client.Counter({ name: 'trellis_response_bytes_total', help: 'Response body bytes sent to the downstream', labelNames: ['direction', 'source', 'destination', 'route'], registers: r });
     this.tcpClosed = new client.Counter({ name: 'trellis_tcp_connections_closed_total', help: 'TCP connections proxied and closed', labelNames: ['direction', 'peer'], registers: r });
     this.tcpReceivedBytes = new client.Counter({ name: 'trellis_tcp_received_bytes_total', help: 'TCP bytes received from the downstream side of a tunnel (counted when the connection closes)', labelNames: ['direction', 'peer'], registers: r });
     this.tcpSentBytes = new client.Counter({ name: 'trellis_tcp_sent_bytes_total', help: 'TCP bytes sent to the downstream side of a tunnel (counted when the connection closes)', labelNames: ['direction', 'peer'], registers: r });
@@ -85,27 +86,10 @@ export class ProxyMetrics {
   /** Golden-metrics aggregates sent to the control plane every stats interval (proxy/stats.ts). */
   readonly stats = new StatsAggregator();
 
-  private readonly requestHandles = new Map<string, { count: client.Counter.Internal; latency: client.Histogram.Internal<string>; reqBytes: client.Counter.Internal; respBytes: client.Counter.Internal }>();
-
-  /** Records one finished request; label handles are cached per label combination. */
+  /** Records one finished request: golden-metrics row and Prometheus series, a Map lookup each. */
   observeRequest(direction: string, source: string, destination: string, route: string, status: number, ms: number, requestBytes = 0, responseBytes = 0, proxyError = false): void {
     if (direction === 'inbound' || direction === 'outbound') this.stats.record(direction, source, destination, route, status < 500 && !proxyError, ms);
-    const classification = status >= 500 ? 'failure' : 'success';
-    const key = `${direction}|${source}|${destination}|${route}|${status}`;
-    let h = this.requestHandles.get(key);
-    if (!h) {
-      h = {
-        count: this.requests.labels({ direction, source, destination, route, code: String(status), classification }),
-        latency: this.latency.labels({ direction, source, destination, route, classification }),
-        reqBytes: this.requestBytes.labels({ direction, source, destination, route }),
-        respBytes: this.responseBytes.labels({ direction, source, destination, route }),
-      };
-      if (this.requestHandles.size < 10_000) this.requestHandles.set(key, h);
-    }
-    h.count.inc();
-    h.latency.observe(ms);
-    if (requestBytes > 0) h.reqBytes.inc(requestBytes);
-    if (responseBytes > 0) h.respBytes.inc(responseBytes);
+    this.requestSeries.record(direction, source, destination, route, status, ms, requestBytes, responseBytes);
   }
 
   /** A proxied TCP connection closed: `received` from / `sent` to the downstream side. */

@@ -43,8 +43,8 @@ export class Router implements HttpFilter {
       const ep = balancer.pick({ now: performance.now(), hashKey, exclude: tried });
       if (!ep || tried?.has(ep)) break;
       (tried ??= new Set()).add(ep);
-      let session;
-      try {
+      let session = this.services.peers.connectedSession(ep.address, cluster.name); // no await when the session is up
+      if (!session) try {
         session = await this.services.peers.session(ep.address, cluster.name, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
       } catch (err) {
         cluster.record(ep, 'gateway-error');

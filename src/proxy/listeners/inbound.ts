@@ -13,7 +13,7 @@ import { MESH_CIPHERS, type WorkloadIdentity } from '../identity/workload-identi
 import type { Peer } from '../pipeline/types.js';
 import type { CompiledConfig } from '../runtime/compiled-config.js';
 import type { ProxyServices } from '../runtime/services.js';
-import { ALPN_H1, ALPN_H2, ALPN_TCP } from '../upstream/peer-pool.js';
+import { ALPN_H1, ALPN_H2, ALPN_TCP, SESSION_WINDOW_BYTES } from '../upstream/peer-pool.js';
 import type { DrainState } from './drain.js';
 import { HttpIngress } from './ingress.js';
 import { answerClientError, armHttp1Timeouts, h2ServerOptions, http1ServerOptions, type Http1Timeouts, isH2cUpgrade, rawError, serveAsPlainRequest } from './outbound.js';
@@ -47,7 +47,12 @@ export class InboundListener {
   constructor(private readonly ctx: InboundContext) {
     this.ingress = new HttpIngress({ direction: 'inbound', services: ctx.services, config: ctx.config, drain: ctx.drain, selfProtocol: ctx.protocol });
     this.h2 = http2.createServer(h2ServerOptions(64, { initialWindowSize: 1 << 20 }));
-    this.h2.on('session', (s) => { this.sessions.add(s); s.on('close', () => this.sessions.delete(s)); });
+    this.h2.on('session', (s) => {
+      this.sessions.add(s);
+      s.on('close', () => this.sessions.delete(s));
+      // Request bodies: the same connection-level window as the calling side's (peer-pool.ts).
+      s.once('connect', () => { try { s.setLocalWindowSize(SESSION_WINDOW_BYTES); } catch { /* closing */ } });
+    });
     this.h2.on('stream', (stream, headers) => {
       const peer = (stream.session?.socket as PeerSocket | undefined)?.[PEER] ?? {};
       this.ingress.handleH2(stream, headers, peer, ctx.services.service);

@@ -18,6 +18,8 @@ import type { CompiledConfig } from '../runtime/compiled-config.js';
 import type { ProxyServices } from '../runtime/services.js';
 import type { DrainState } from './drain.js';
 import { accessRecord } from '../access-log.js';
+import { noteStreamReset } from '../http/reset-flood.js';
+import { DownstreamAbort, ListenerRequest } from '../pipeline/abort.js';
 
 const H2_NO_ERROR = h2constants.NGHTTP2_NO_ERROR;
 
@@ -42,14 +44,15 @@ export class HttpIngress {
   }
 
   handleH1(req: IncomingMessage, res: ServerResponse, source: Peer, destination: string, path = req.url ?? '/', authority = req.headers.host ?? destination): void {
-    const controller = new AbortController();
+    const controller = new DownstreamAbort();
     // Abort upstream work only when the downstream left before the response was written.
     let answered = false;
     res.on('close', () => { if (!answered) controller.abort(); });
     const headers = endToEndHeaders(req.headers);
     const deadline = this.callerDeadline(headers);
     stripMeshHeaders(headers);
-    const meshReq = this.newRequest(req.method ?? 'GET', path, authority, headers, req, source, destination, controller.signal);
+    const meshReq = this.newRequest(req.method ?? 'GET', path, authority, headers, req, source, destination, controller,
+      req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0'));
     if (deadline !== undefined) meshReq.deadline = deadline;
     this.run(meshReq, (response, onDone) => writeH1Response(res, response, {
       close: this.opts.drain.draining,
@@ -58,16 +61,23 @@ export class HttpIngress {
   }
 
   handleH2(stream: ServerHttp2Stream, rawHeaders: IncomingHttpHeaders, source: Peer, destination: string): void {
-    const controller = new AbortController();
+    const controller = new DownstreamAbort();
     // An HTTP/2 stream may close before 'finish'; only a non-zero RST code means the peer cancelled.
-    stream.on('close', () => { if (stream.rstCode !== H2_NO_ERROR) controller.abort(); });
+    stream.on('close', () => {
+      if (stream.rstCode === H2_NO_ERROR) return;
+      controller.abort();
+      // Counted toward the rapid-reset bound only when the client cancelled before any answer
+      // (not when this proxy reset a response mid-body because its upstream failed).
+      if (!stream.headersSent) noteStreamReset(stream.session, performance.now(), () => this.opts.services.log.warn('HTTP/2 rapid-reset flood: session closed with GOAWAY', { direction: this.opts.direction }));
+    });
     stream.on('error', () => {});
     const headers = endToEndHeaders(rawHeaders);
     const deadline = this.callerDeadline(headers);
     stripMeshHeaders(headers);
     const meshReq = this.newRequest(
       String(rawHeaders[':method'] ?? 'GET'), String(rawHeaders[':path'] ?? '/'),
-      String(rawHeaders[':authority'] ?? rawHeaders['host'] ?? destination), headers, stream, source, destination, controller.signal,
+      String(rawHeaders[':authority'] ?? rawHeaders['host'] ?? destination), headers, stream, source, destination, controller,
+      stream.endAfterHeaders,
     );
     if (deadline !== undefined) meshReq.deadline = deadline;
     this.run(meshReq, (response, onDone) => writeH2Response(stream, response, { onDone }));
@@ -84,20 +94,12 @@ export class HttpIngress {
 
   private newRequest(
     method: string, path: string, authority: string, headers: MeshRequest['headers'], body: MeshRequest['body'],
-    source: Peer, destination: string, signal: AbortSignal,
+    source: Peer, destination: string, abort: DownstreamAbort, emptyBody: boolean,
   ): MeshRequest {
-    return {
-      direction: this.opts.direction,
-      method, path, authority, headers, body,
-      protocol: 'http',
-      grpc: isGrpcContentType(headers['content-type']),
-      source,
-      destination,
-      requestId: typeof headers['x-request-id'] === 'string' ? headers['x-request-id'] : newRequestId(),
-      startedAt: performance.now(),
-      signal,
-      attrs: {},
-    };
+    return new ListenerRequest(
+      abort, this.opts.direction, method, path, authority, headers, body, emptyBody, 'http', isGrpcContentType(headers['content-type']),
+      source, destination, typeof headers['x-request-id'] === 'string' ? headers['x-request-id'] : newRequestId(),
+    );
   }
 
   private run(req: MeshRequest, write: (response: MeshResponse, onDone: (bytes: number, err?: Error) => void) => void): void {
@@ -105,8 +107,10 @@ export class HttpIngress {
     drain.begin();
     // Request body bytes from the downstream: paused first so counting never starts the flow early.
     let requestBytes = 0;
-    req.body.pause();
-    req.body.on('data', (chunk: Buffer) => { requestBytes += chunk.length; });
+    if (!req.emptyBody) {
+      req.body.pause();
+      req.body.on('data', (chunk: Buffer) => { requestBytes += chunk.length; });
+    }
     const cfg = this.opts.config();
     let response: Promise<MeshResponse>;
     try {
@@ -117,17 +121,7 @@ export class HttpIngress {
     } catch (err) {
       response = Promise.reject(err);
     }
-    response.then(
-      (resp) => resp,
-      (err: unknown) => {
-        const meshErr = toMeshError(err);
-        req.attrs.errorCode = meshErr.code;
-        this.opts.services.metrics.errors.labels({ direction: req.direction, code: meshErr.code }).inc();
-        if (meshErr.code === 'UPSTREAM_TIMEOUT') this.opts.services.metrics.timeouts.labels({ direction: req.direction, destination: req.destination }).inc();
-        req.body.resume();
-        return errorResponse(meshErr, req.grpc);
-      },
-    ).then((resp) => {
+    const answer = (resp: MeshResponse): void => {
       write(resp, (responseBytes) => {
         drain.end();
         const source = req.direction === 'inbound' ? (req.source.service ?? 'unknown') : this.opts.services.service;
@@ -138,6 +132,14 @@ export class HttpIngress {
         const tap = this.opts.services.tap?.observer; // undefined unless a live tap is on (proxy/tap/tap-hub.ts)
         if (tap !== undefined) tap(req, resp.status, req.attrs.errorCode ?? errorHeaderOf(resp.headers['x-trellis-error']), source, destination, latencyMs);
       });
+    };
+    response.then(answer, (err: unknown) => {
+      const meshErr = toMeshError(err);
+      req.attrs.errorCode = meshErr.code;
+      this.opts.services.metrics.errors.labels({ direction: req.direction, code: meshErr.code }).inc();
+      if (meshErr.code === 'UPSTREAM_TIMEOUT') this.opts.services.metrics.timeouts.labels({ direction: req.direction, destination: req.destination }).inc();
+      req.body.resume();
+      answer(errorResponse(meshErr, req.grpc));
     });
   }
 }

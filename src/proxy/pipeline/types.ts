@@ -30,6 +30,12 @@ export interface MeshRequest {
   headers: HeaderMap;
   /** The request body as it streams from downstream (may be replaced by a replayable buffer). */
   body: Readable;
+  /**
+   * True when the request is known to carry no body: HTTP/1.1 without Content-Length (or with 0) and
+   * without Transfer-Encoding, HTTP/2 with END_STREAM on its HEADERS. Forwarded without a DATA frame
+   * (HTTP/2) or body framing (HTTP/1.1); `body` is then only drained.
+   */
+  readonly emptyBody?: boolean;
   /** Protocol of the destination service (drives upstream framing). */
   protocol: Protocol;
   readonly grpc: boolean;
@@ -41,7 +47,12 @@ export interface MeshRequest {
   readonly startedAt: number;
   /** Absolute deadline in performance.now() ms, when one applies. */
   deadline?: number;
-  /** Aborted when the downstream goes away; upstream work must stop. */
+  /**
+   * Aborted when the downstream goes away; upstream work must stop. Requests from a listener compute it
+   * on first read (pipeline/abort.ts), so a copy made with spread must set its own `signal`
+   * (`{ ...req, signal }`, as the timeout, retry and mirror filters do). Forwarders subscribe with
+   * `whenAborted(req, fn)`, which does not build an AbortSignal for the common request.
+   */
   readonly signal: AbortSignal;
   /** Scratch space filters use to tell later filters and the access log what happened. */
   readonly attrs: RequestAttributes;

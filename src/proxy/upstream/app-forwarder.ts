@@ -11,6 +11,7 @@ import type { HostPort } from '../../shared/address.js';
 import { endToEndHeaders } from '../http/headers.js';
 import type { MeshRequest, MeshResponse } from '../pipeline/types.js';
 import { h2Forward } from './h2-forward.js';
+import { whenAborted } from '../pipeline/abort.js';
 
 export class AppForwarder {
   private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
@@ -31,8 +32,11 @@ export class AppForwarder {
         path: req.path,
         headers: { ...req.headers, host: req.authority },
         agent: this.agent,
-        signal: req.signal,
       });
+      // The request's signal resets the app request (downstream gone, deadline passed). Wired by hand:
+      // the `signal` option adds an end-of-stream watcher with ~8 listeners per request.
+      const unsubscribe = whenAborted(req, () => outgoing.destroy(new Error('request aborted')));
+      outgoing.once('close', unsubscribe);
       let answered = false;
       outgoing.on('response', (res) => {
         answered = true;
@@ -49,6 +53,11 @@ export class AppForwarder {
         const connect = err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ETIMEDOUT';
         reject(new MeshError(connect ? 'UPSTREAM_CONNECT_FAILED' : 'UPSTREAM_RESET', `app ${this.app.host}:${this.app.port}: ${err.message}`));
       });
+      if (req.emptyBody) {
+        req.body.resume(); // drained so it ends; the request goes out without body framing
+        outgoing.end();
+        return;
+      }
       req.body.on('error', () => outgoing.destroy());
       req.body.pipe(outgoing);
     });

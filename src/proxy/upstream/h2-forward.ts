@@ -7,6 +7,7 @@ import { constants as h2c } from 'node:http2';
 import { MeshError } from '../../api/errors.js';
 import { endToEndHeaders } from '../http/headers.js';
 import { deadlineHeaders } from '../filters/timeout.js';
+import { whenAborted } from '../pipeline/abort.js';
 import type { HeaderMap, MeshRequest, MeshResponse } from '../pipeline/types.js';
 
 export interface ForwardObserver {
@@ -32,7 +33,7 @@ export function h2Forward(
   return new Promise<MeshResponse>((resolve, reject) => {
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = session.request(headers, { endStream: false });
+      stream = session.request(headers, { endStream: req.emptyBody === true });
     } catch (err) {
       // The session is closing (GOAWAY): this stream never left.
       reject(new MeshError('UPSTREAM_RESET', (err as Error).message, { refused: true }));
@@ -42,9 +43,8 @@ export function h2Forward(
     let status: number | undefined;
     let trailers: HeaderMap | undefined;
     let settled = false;
-    const onAbort = () => stream.close(h2c.NGHTTP2_CANCEL);
-    req.signal.addEventListener('abort', onAbort, { once: true });
-    if (req.signal.aborted) onAbort(); // e.g. a deadline (filters/timeout.ts) that passed before the stream opened
+    // Also at once when already aborted, e.g. a deadline (filters/timeout.ts) that passed before the stream opened.
+    const unsubscribe = whenAborted(req, () => stream.close(h2c.NGHTTP2_CANCEL));
     stream.on('response', (h, flags) => {
       status = Number(h[':status']);
       settled = true;
@@ -64,7 +64,7 @@ export function h2Forward(
       }
     });
     stream.on('close', () => {
-      req.signal.removeEventListener('abort', onAbort);
+      unsubscribe();
       if (!settled) {
         settled = true;
         const code = stream.rstCode;
@@ -73,6 +73,10 @@ export function h2Forward(
       }
       observer?.done(status, stream.rstCode && stream.rstCode !== h2c.NGHTTP2_NO_ERROR ? new Error(`reset ${stream.rstCode}`) : undefined);
     });
+    if (req.emptyBody) {
+      req.body.resume(); // nothing to send (END_STREAM went with HEADERS); drained so it ends
+      return;
+    }
     req.body.on('error', () => stream.close(h2c.NGHTTP2_CANCEL));
     req.body.pipe(stream);
   });

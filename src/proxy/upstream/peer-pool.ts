@@ -13,9 +13,18 @@ export const ALPN_H2 = 'h2';
 export const ALPN_H1 = 'http/1.1';
 export const ALPN_TCP = 'trellis-tcp';
 
+/**
+ * Connection-level HTTP/2 receive window of proxy↔proxy sessions (both ends). The protocol default
+ * is 64 KiB for the whole connection, whatever the per-stream window: 32 concurrent 16 KiB responses
+ * on one session would wait for WINDOW_UPDATE round trips. A bound on unconsumed data, not an allocation.
+ */
+export const SESSION_WINDOW_BYTES = 8 << 20;
+
 interface PooledSession {
   session: http2.ClientHttp2Session;
   ready: Promise<http2.ClientHttp2Session>;
+  /** Set once connected: lets the per-request path skip a promise. */
+  connected: boolean;
 }
 
 export class PeerPool {
@@ -23,6 +32,12 @@ export class PeerPool {
   private closed = false;
 
   constructor(private readonly identity: WorkloadIdentity) {}
+
+  /** The pooled session to `address` when it is connected and usable now, else undefined (then call session()). */
+  connectedSession(address: string, service: string): http2.ClientHttp2Session | undefined {
+    const pooled = this.sessions.get(`${service}|${address}`);
+    return pooled?.connected && !pooled.session.closed && !pooled.session.destroyed ? pooled.session : undefined;
+  }
 
   /** A connected HTTP/2 session to `address`, whose certificate must be `service`'s. */
   session(address: string, service: string, connectTimeoutMs: number, idleTimeoutMs?: number): Promise<http2.ClientHttp2Session> {
@@ -36,7 +51,13 @@ export class PeerPool {
     if (this.closed) return Promise.reject(new MeshError('UPSTREAM_CONNECT_FAILED', 'proxy is shutting down'));
     const { host, port } = parseHostPort(address);
     const session = http2.connect(`https://${address}`, {
-      createConnection: () => tls.connect({ host, port, ...this.identity.clientOptions(service, [ALPN_H2]) }),
+      createConnection: () => {
+        const socket = tls.connect({ host, port, ...this.identity.clientOptions(service, [ALPN_H2]) });
+        // No Nagle: a request's HEADERS and DATA frames are separate small writes; with Nagle the second
+        // waits for the peer's delayed ACK (40 ms on Linux), which capped each session's request rate.
+        socket.setNoDelay(true);
+        return socket;
+      },
       settings: { enablePush: false, initialWindowSize: 1 << 20 },
       maxSessionMemory: 64,
     });
@@ -56,14 +77,20 @@ export class PeerPool {
         session.destroy();
         reject(new MeshError('UPSTREAM_CONNECT_FAILED', `connect to ${address} timed out after ${connectTimeoutMs}ms`));
       }, connectTimeoutMs);
-      session.once('connect', () => { clearTimeout(timer); resolve(session); });
+      session.once('connect', () => {
+        clearTimeout(timer);
+        try { session.setLocalWindowSize(SESSION_WINDOW_BYTES); } catch { /* closing already */ }
+        pooled.connected = true;
+        resolve(session);
+      });
       session.once('error', (err) => {
         clearTimeout(timer);
         reject(new MeshError('UPSTREAM_CONNECT_FAILED', `connect to ${address}: ${err.message}`));
       });
     });
     ready.catch(() => {});
-    this.sessions.set(key, { session, ready });
+    const pooled: PooledSession = { session, ready, connected: false };
+    this.sessions.set(key, pooled);
     return ready;
   }
 
