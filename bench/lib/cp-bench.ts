@@ -130,7 +130,7 @@ export async function runControlPlaneBench(o: CpBenchOptions): Promise<CpBenchRe
     let snapshotBytes = 0;
     const tJoin = performance.now();
     let next = 0;
-    const JOIN_CONCURRENCY = 16;
+    const JOIN_CONCURRENCY = 8;
     await Promise.all(Array.from({ length: JOIN_CONCURRENCY }, async () => {
       while (next < SIMS) {
         const i = next++;
@@ -319,7 +319,7 @@ export function renderControlPlaneMarkdown(r: CpBenchResult): string {
     ['REST apply call alone (in the above)', ...d(r.apiApplyMs)],
     ['proxy validate + compile per snapshot (simulated proxies)', ...d(r.proxyApplyMs)],
   ]), '');
-  out.push(`Initial push, all ${r.proxies.simulated} simulated proxies joined at once (16 at a time) until all applied: ${r.initialPush.allMs} ms. NACKs: ${r.nacks}.`, '');
+  out.push(`Initial push, all ${r.proxies.simulated} simulated proxies joined at once (8 at a time) until all applied: ${r.initialPush.allMs} ms. NACKs: ${r.nacks}.`, '');
   out.push(table(['process', 'RSS after the config (MiB)', 'max while configs change', 'max under load'],
     Object.entries(r.realProxyRssMiB).map(([k, v]) => [`real proxy ${k}`, v.afterConfig, v.duringChanges, v.underLoad])), '');
   out.push(`Control plane: RSS ${r.controlPlane.rssIdleMiB} MiB after the initial push, max ${r.controlPlane.rssMaxMiB} MiB; CPU ${r.controlPlane.cpuSecondsPerRound} s per change round (${r.controlPlane.cpuPct}% of one core over the rounds).`, '');

@@ -11,7 +11,7 @@ import { spiffeIdFor } from '../../src/pki/spiffe.js';
 import { createLogger } from '../../src/shared/log.js';
 import { ControlPlaneClient } from '../../src/proxy/bootstrap/control-plane-client.js';
 import { readJoinToken } from '../../src/proxy/bootstrap/join-token.js';
-import { XdsStream } from '../../src/proxy/bootstrap/xds-stream.js';
+import { XdsStream, backoffDelay } from '../../src/proxy/bootstrap/xds-stream.js';
 import { WorkloadIdentity } from '../../src/proxy/identity/workload-identity.js';
 import { ProxyMetrics } from '../../src/proxy/metrics.js';
 import { makeProbe } from '../../src/proxy/health-probe.js';
@@ -44,9 +44,10 @@ export async function startSimProxy(token: string, service: string, address: str
   const log = createLogger({ component: 'sim-proxy', service });
   const claims = readJoinToken(token);
   const cp = new ControlPlaneClient(claims.controlPlane, claims.trustDomain, claims.caPin);
-  await cp.fetchPinnedCa();
+  // Like a real proxy, keep trying while the control plane is too busy to answer (bounded).
+  await retry(() => cp.fetchPinnedCa());
   const { keyPem, csrPem } = await generateWorkloadKey(service);
-  const cert = await cp.requestCertificate(csrPem, { token });
+  const cert = await retry(() => cp.requestCertificate(csrPem, { token }));
   const identity = new WorkloadIdentity(claims.trustDomain, {
     keyPem, certPem: cert.certPem, caPem: cert.caPem, spiffeId: cert.spiffeId, notAfter: new Date(cert.notAfter),
   });
@@ -103,4 +104,15 @@ export async function startSimProxy(token: string, service: string, address: str
   if (onConnected) stream.on('connected', onConnected);
   stream.start();
   return sim;
+}
+
+async function retry<T>(fn: () => Promise<T>, attempts = 10): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i + 1 >= attempts || !/timed out|ECONNRESET|ECONNREFUSED/.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, backoffDelay(i, { baseMs: 250, maxMs: 5000 })));
+    }
+  }
 }

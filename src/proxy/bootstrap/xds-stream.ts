@@ -26,6 +26,43 @@ export function backoffDelay(attempt: number, b: Backoff, random = Math.random):
 
 const MAX_LINE = 64 * 1024 * 1024;
 
+/**
+ * NDJSON framing in linear time: a snapshot line of megabytes arrives in many chunks, and only each new
+ * chunk is searched for the newline (not the whole buffer again); the pieces are joined once.
+ */
+export class LineSplitter {
+  private pieces: string[] = [];
+  private size = 0;
+
+  constructor(private readonly maxLine: number) {}
+
+  /** Feeds a chunk; calls onLine for every complete line. Returns false when a line exceeds maxLine. */
+  push(chunk: string, onLine: (line: string) => void): boolean {
+    let start = 0;
+    let nl: number;
+    while ((nl = chunk.indexOf('\n', start)) !== -1) {
+      const part = chunk.slice(start, nl);
+      let line = part;
+      if (this.pieces.length > 0) {
+        this.pieces.push(part);
+        line = this.pieces.join('');
+        this.pieces = [];
+        this.size = 0;
+      }
+      if (line.length > this.maxLine) return false;
+      onLine(line);
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      const rest = chunk.slice(start);
+      this.size += rest.length;
+      if (this.size > this.maxLine) return false;
+      this.pieces.push(rest);
+    }
+    return true;
+  }
+}
+
 export class XdsStream extends EventEmitter {
   private session?: http2.ClientHttp2Session;
   private stream?: http2.ClientHttp2Stream;
@@ -59,7 +96,7 @@ export class XdsStream extends EventEmitter {
       this.session = session;
       const stream = session.request({ ':method': 'POST', ':path': XDS_PATHS.stream, 'content-type': 'application/x-ndjson' });
       this.stream = stream;
-      let buffer = '';
+      const lines = new LineSplitter(MAX_LINE);
       let opened = false;
       stream.setEncoding('utf8');
       stream.on('response', (h) => {
@@ -76,14 +113,7 @@ export class XdsStream extends EventEmitter {
         this.send({ type: 'hello', instance: this.instance, lastVersion: this.lastVersion, certNotAfter: this.certNotAfter?.().toISOString() });
       });
       stream.on('data', (chunk: string) => {
-        buffer += chunk;
-        if (buffer.length > MAX_LINE) { stream.close(); return; }
-        let nl: number;
-        while ((nl = buffer.indexOf('\n')) !== -1) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          if (line.trim()) void this.onLine(line);
-        }
+        if (!lines.push(chunk, (line) => { if (line.trim()) void this.onLine(line); })) stream.close();
       });
       const onEnd = () => {
         if (this.stream !== stream) return;

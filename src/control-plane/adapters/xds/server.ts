@@ -21,7 +21,7 @@ import {
 } from '../../../api/schema/xds.js';
 import { boundAddress, formatHostPort, parseHostPort } from '../../../shared/address.js';
 import type { Logger } from '../../../shared/log.js';
-import type { SnapshotCompiler } from '../../core/compiler.js';
+import type { SnapshotCompiler, WireSnapshot } from '../../core/compiler.js';
 import type { IdentityService } from '../../core/identity.js';
 import type { MetricsSink } from '../../core/ports.js';
 import type { ProxyTracker } from '../../core/proxies.js';
@@ -40,7 +40,10 @@ export interface XdsServerOptions {
   keepaliveMs?: number;
   /** A session whose PING is not answered in this time is destroyed (default 10s). */
   pingTimeoutMs?: number;
-  /** A stream whose unsent output exceeds this is dropped: the proxy is not reading (default 8 MiB). */
+  /**
+   * A stream whose unsent output (plus the snapshot waiting for it to drain) exceeds this is dropped: the
+   * proxy is not reading (default 8 MiB).
+   */
   maxQueueBytes?: number;
   /** Longest accepted NDJSON line from a proxy (default 1 MiB). */
   maxLineBytes?: number;
@@ -77,8 +80,13 @@ interface Connection {
   lease?: number;
   goodbye: boolean;
   closed: boolean;
-  /** Highest version sent on this stream (never send an older one). */
+  /** Highest version sent (or queued as `pending`) on this stream (never send an older one). */
   sentVersion: number;
+  /**
+   * The newest snapshot waiting for the stream to drain: while the proxy has not taken the previous one,
+   * a newer version replaces it instead of queueing behind it (the proxy only needs the latest).
+   */
+  pending?: WireSnapshot;
   queue: Promise<void>;
 }
 
@@ -442,8 +450,7 @@ export class XdsServer {
     this.deps.proxies.connected(info, notAfter);
     this.updateConnectedGauge();
     this.deps.log.info('proxy connected', { instance: info.id, service: info.service, address: info.address });
-    const snapshot = await this.deps.compiler.snapshotFor(info.service);
-    this.sendSnapshot(conn, snapshot);
+    this.sendSnapshot(conn, await this.deps.compiler.wireFor(info.service));
     if (!conn.closed && this.byInstance.get(info.id) === conn) this.deps.taps?.proxyConnected(info.id, info.service);
   }
 
@@ -479,8 +486,7 @@ export class XdsServer {
         this.deps.metrics.setConfigVersion(Number(version));
         const targets = [...this.connections].filter((c) => c.instance && !c.closed);
         await Promise.all(targets.map(async (conn) => {
-          const snapshot = await this.deps.compiler.snapshotFor(conn.service);
-          this.sendSnapshot(conn, snapshot);
+          this.sendSnapshot(conn, await this.deps.compiler.wireFor(conn.service));
         }));
       } while (this.pushAgain && !this.closing);
     };
@@ -490,25 +496,52 @@ export class XdsServer {
     await this.pushing;
   }
 
-  private sendSnapshot(conn: Connection, snapshot: { version: string }): void {
-    const v = Number(snapshot.version);
-    if (conn.closed || !conn.instance || v <= conn.sentVersion) return;
+  private sendSnapshot(conn: Connection, wire: WireSnapshot): void {
+    const v = Number(wire.version);
+    const stream = conn.stream;
+    if (conn.closed || !conn.instance || v <= conn.sentVersion || stream.destroyed || !stream.writable) return;
     conn.sentVersion = v;
-    this.send(conn, { type: 'snapshot', snapshot });
-    this.deps.proxies.sent(conn.instance.id, snapshot.version);
+    this.deps.proxies.sent(conn.instance.id, wire.version);
+    if (stream.writableNeedDrain) {
+      // Still sending an older version: keep only the newest, sent once the stream drains.
+      const first = !conn.pending;
+      conn.pending = wire;
+      if (stream.writableLength + wire.bytes > this.opts.maxQueueBytes) return this.dropSlow(conn);
+      if (first) {
+        stream.once('drain', () => {
+          const next = conn.pending;
+          conn.pending = undefined;
+          if (next && !conn.closed) this.writeWire(conn, next);
+        });
+      }
+      return;
+    }
+    this.writeWire(conn, wire);
+  }
+
+  /** Writes the shared buffers (no copy per proxy); the two writes are adjacent, so the NDJSON line stays whole. */
+  private writeWire(conn: Connection, wire: WireSnapshot): void {
+    const stream = conn.stream;
+    if (stream.destroyed || !stream.writable) return;
+    for (const chunk of wire.chunks) stream.write(chunk);
+    if (stream.writableLength > this.opts.maxQueueBytes) this.dropSlow(conn);
+  }
+
+  private dropSlow(conn: Connection): void {
+    const stream = conn.stream;
+    this.deps.log.warn('proxy is not reading its config stream; dropping it', {
+      instance: conn.instance?.id, service: conn.service, queuedBytes: stream.writableLength + (conn.pending?.bytes ?? 0),
+    });
+    conn.closed = true;
+    conn.pending = undefined;
+    stream.close(http2.constants.NGHTTP2_CANCEL);
   }
 
   private send(conn: Connection, msg: ServerMessage): void {
     const stream = conn.stream;
     if (stream.destroyed || !stream.writable) return;
     stream.write(JSON.stringify(msg) + '\n');
-    if (stream.writableLength > this.opts.maxQueueBytes) {
-      this.deps.log.warn('proxy is not reading its config stream; dropping it', {
-        instance: conn.instance?.id, service: conn.service, queuedBytes: stream.writableLength,
-      });
-      conn.closed = true;
-      stream.close(http2.constants.NGHTTP2_CANCEL);
-    }
+    if (stream.writableLength > this.opts.maxQueueBytes) this.dropSlow(conn);
   }
 
   /** Sends an error message and closes the stream (without waiting for the proxy to close its side). */
