@@ -146,6 +146,7 @@ export async function runControlPlaneBench(o: CpBenchOptions): Promise<CpBenchRe
         sims.push(sim);
         cleanups.push(() => sim.stop());
         await sim.waitVersion(1, 120_000);
+        if (sims.length % 10 === 0) log(`  ${sims.length} joined (${round(performance.now() - tJoin, 0)} ms)`);
       }
     }));
     const initialAllMs = performance.now() - tJoin;

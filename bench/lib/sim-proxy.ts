@@ -5,7 +5,7 @@
  * compileConfig) before the stream ACKs it. Only the listeners are missing: nothing serves traffic.
  */
 import { randomBytes } from 'node:crypto';
-import type { Snapshot } from '../../src/api/schema/snapshot.js';
+import { DELTA_BASE_MISMATCH, type Snapshot } from '../../src/api/schema/snapshot.js';
 import { generateWorkloadKey } from '../../src/pki/workload-key.js';
 import { spiffeIdFor } from '../../src/pki/spiffe.js';
 import { createLogger } from '../../src/shared/log.js';
@@ -30,6 +30,8 @@ export interface SimProxy {
   /** Latest applied (and ACKed) version, as a number; 0 before the first. */
   readonly version: number;
   readonly nacks: number;
+  /** Deltas refused because this proxy was not at their base (the control plane then sends the whole snapshot). */
+  readonly resyncs: number;
   /** Called after each applied version (the ACK is written right after it returns). */
   onApplied?: (ev: AppliedEvent) => void;
   /** Resolves when a version ≥ v was applied. */
@@ -66,12 +68,14 @@ export async function startSimProxy(token: string, service: string, address: str
   };
   let version = 0;
   let nacks = 0;
+  let resyncs = 0;
   const waiters = new Set<{ v: number; resolve: () => void }>();
   const applier = new ConfigApplier({ services, trustDomain: claims.trustDomain, probeFor: (c) => makeProbe(peers, c) });
   const sim: SimProxy = {
     id, service,
     get version() { return version; },
     get nacks() { return nacks; },
+    get resyncs() { return resyncs; },
     waitVersion(v, timeoutMs) {
       if (version >= v) return Promise.resolve();
       return new Promise((resolve, reject) => {
@@ -86,21 +90,24 @@ export async function startSimProxy(token: string, service: string, address: str
   const stream = new XdsStream(cp, () => ({ keyPem: identity.current.keyPem, certPem: identity.current.certPem }), {
     id, service, address, protocol: 'http', labels,
   }, {
-    apply: async (raw) => {
-      const t0 = performance.now();
-      try {
-        const v = applier.apply(raw);
-        const at = performance.now();
-        version = Number(v);
-        sim.onApplied?.({ version: v, at, applyMs: at - t0, snapshot: applier.current!.snapshot });
-        for (const w of [...waiters]) if (version >= w.v) { waiters.delete(w); w.resolve(); }
-        return v;
-      } catch (err) {
-        nacks++;
-        throw err;
-      }
-    },
+    apply: async (raw) => applyWith(() => applier.apply(raw)),
+    applyDelta: async (raw) => applyWith(() => applier.applyDelta(raw)),
   }, log, { baseMs: 250, maxMs: 2000 }, () => identity.current.notAfter);
+  function applyWith(apply: () => string): string {
+    const t0 = performance.now();
+    try {
+      const v = apply();
+      const at = performance.now();
+      version = Number(v);
+      sim.onApplied?.({ version: v, at, applyMs: at - t0, snapshot: applier.current!.snapshot });
+      for (const w of [...waiters]) if (version >= w.v) { waiters.delete(w); w.resolve(); }
+      return v;
+    } catch (err) {
+      if ((err as Error).message.startsWith(DELTA_BASE_MISMATCH)) resyncs++;
+      else nacks++;
+      throw err;
+    }
+  }
   if (onConnected) stream.on('connected', onConnected);
   stream.start();
   return sim;

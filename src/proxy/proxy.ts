@@ -170,7 +170,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   xds = new XdsStream(cp, credentials, {
     id: instanceId, service: opts.service, address: addresses.inbound!, protocol: opts.protocol, labels: opts.labels,
     adminAddress: addresses.admin!,
-  }, { apply: async (raw) => applier.apply(raw) }, log, undefined, () => identity.current.notAfter);
+  }, { apply: async (raw) => applier.apply(raw), applyDelta: async (raw) => applier.applyDelta(raw) }, log, undefined, () => identity.current.notAfter);
   // Taps live as long as one config stream: a reconnect ends them, the control plane starts them again.
   xds.on('tap-start', (msg: TapStartMessage) => tap.start(msg));
   xds.on('tap-stop', (msg: { tapId: string }) => tap.stop(msg.tapId));

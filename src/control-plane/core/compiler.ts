@@ -125,45 +125,118 @@ export function compileSnapshot(input: CompileInput): Snapshot {
 }
 
 /**
- * A snapshot message as it goes on the wire: `{"type":"snapshot","snapshot":{...}}\n`, as two buffers
- * written back to back — the shared head (serialised once per version, the same Buffer for every proxy)
- * and the per-service tail.
+ * A config message as it goes on the wire — `{"type":"snapshot","snapshot":{...}}\n`, or for proxies that
+ * take deltas `{"type":"delta","delta":{...}}\n` — as buffers written back to back: the shared head
+ * (serialised once per version, or per (base, version) for a delta; the same Buffer for every proxy) and
+ * the small per-service tail.
  */
 export interface WireSnapshot {
   version: string;
+  /** Set for a delta: the version the proxy must be at. */
+  baseVersion?: string;
   chunks: readonly Buffer[];
   bytes: number;
 }
 
+/** The JSON text of one version's parts, kept for a few versions so deltas can be computed against them. */
+interface VersionJson {
+  clusters: Map<string, string>;
+  trustDomain: string;
+  meshConfig: string;
+  httpRoutes: string;
+  tcpRoutes: string;
+}
+
+function versionJson(s: SharedConfig): VersionJson {
+  const clusters = new Map<string, string>();
+  for (const [name, c] of Object.entries(s.clusters)) clusters.set(name, JSON.stringify(c));
+  return {
+    clusters, trustDomain: s.trustDomain, meshConfig: JSON.stringify(s.meshConfig),
+    httpRoutes: JSON.stringify(s.httpRoutes), tcpRoutes: JSON.stringify(s.tcpRoutes),
+  };
+}
+
+function clustersJson(names: Iterable<string>, json: Map<string, string>): string {
+  const parts: string[] = [];
+  for (const n of names) parts.push(`${JSON.stringify(n)}:${json.get(n)!}`);
+  return `{${parts.join(',')}}`;
+}
+
 class VersionState {
-  readonly shared: Promise<SharedConfig>;
+  shared?: Promise<SharedConfig>;
+  readonly json: Promise<VersionJson>;
   private head?: Promise<Buffer>;
-  private readonly wires = new Map<string, Promise<WireSnapshot>>();
-  private readonly snapshots = new Map<string, Promise<Snapshot>>();
+  private wires = new Map<string, Promise<WireSnapshot>>();
+  private snapshots = new Map<string, Promise<Snapshot>>();
+  private deltaHeads = new Map<string, Promise<Buffer>>();
 
   constructor(readonly version: string, compile: () => Promise<SharedConfig>) {
     this.shared = compile();
+    this.json = this.shared.then(versionJson);
+  }
+
+  /** No longer current: keep only the JSON text (deltas from this version), drop objects and buffers. */
+  retire(): void {
+    this.shared = undefined;
+    this.head = undefined;
+    this.wires = new Map();
+    this.snapshots = new Map();
+    this.deltaHeads = new Map();
+  }
+
+  private get live(): Promise<SharedConfig> {
+    if (!this.shared) throw new Error(`config version ${this.version} is no longer current`);
+    return this.shared;
   }
 
   snapshot(service: string): Promise<Snapshot> {
     let s = this.snapshots.get(service);
-    if (!s) this.snapshots.set(service, (s = this.shared.then((shared) => snapshotOf(shared, service))));
+    if (!s) this.snapshots.set(service, (s = this.live.then((shared) => snapshotOf(shared, service))));
     return s;
   }
 
-  wire(service: string): Promise<WireSnapshot> {
-    let w = this.wires.get(service);
+  /** The whole snapshot, or with `base` (an older, retained version) the delta from it. */
+  wire(service: string, base?: VersionState): Promise<WireSnapshot> {
+    const key = base ? `${base.version}\n${service}` : service;
+    let w = this.wires.get(key);
     if (!w) {
-      this.head ??= this.shared.then((s) => Buffer.from(`{"type":"snapshot","snapshot":{"version":${JSON.stringify(s.version)},"trustDomain":${JSON.stringify(s.trustDomain)},`
-        + `"meshConfig":${JSON.stringify(s.meshConfig)},"clusters":${JSON.stringify(s.clusters)},"httpRoutes":${JSON.stringify(s.httpRoutes)},`
-        + `"tcpRoutes":${JSON.stringify(s.tcpRoutes)},`));
-      w = Promise.all([this.head, this.snapshot(service)]).then(([head, snap]) => {
-        const tail = Buffer.from(`"authorizationPolicies":${JSON.stringify(snap.authorizationPolicies)},"jwtAuthentications":${JSON.stringify(snap.jwtAuthentications)}}}\n`);
-        return { version: this.version, chunks: [head, tail], bytes: head.length + tail.length };
-      });
-      this.wires.set(service, w);
+      w = base ? this.deltaWire(service, base) : this.fullWire(service);
+      this.wires.set(key, w);
     }
     return w;
+  }
+
+  private fullWire(service: string): Promise<WireSnapshot> {
+    this.head ??= this.json.then((j) => Buffer.from(`{"type":"snapshot","snapshot":{"version":${JSON.stringify(this.version)},"trustDomain":${JSON.stringify(j.trustDomain)},`
+      + `"meshConfig":${j.meshConfig},"clusters":${clustersJson(j.clusters.keys(), j.clusters)},"httpRoutes":${j.httpRoutes},`
+      + `"tcpRoutes":${j.tcpRoutes},`));
+    return Promise.all([this.head, this.snapshot(service)]).then(([head, snap]) => {
+      const tail = Buffer.from(`"authorizationPolicies":${JSON.stringify(snap.authorizationPolicies)},"jwtAuthentications":${JSON.stringify(snap.jwtAuthentications)}}}\n`);
+      return { version: this.version, chunks: [head, tail], bytes: head.length + tail.length };
+    });
+  }
+
+  private deltaWire(service: string, base: VersionState): Promise<WireSnapshot> {
+    let head = this.deltaHeads.get(base.version);
+    if (!head) {
+      head = Promise.all([this.json, base.json]).then(([cur, old]) => {
+        const changed: string[] = [];
+        for (const [name, text] of cur.clusters) if (old.clusters.get(name) !== text) changed.push(name);
+        const removed = [...old.clusters.keys()].filter((n) => !cur.clusters.has(n));
+        let text = `{"type":"delta","delta":{"version":${JSON.stringify(this.version)},"baseVersion":${JSON.stringify(base.version)},`
+          + `"trustDomain":${JSON.stringify(cur.trustDomain)},"clusters":${clustersJson(changed, cur.clusters)},"removedClusters":${JSON.stringify(removed)}`;
+        if (cur.meshConfig !== old.meshConfig) text += `,"meshConfig":${cur.meshConfig}`;
+        if (cur.httpRoutes !== old.httpRoutes) text += `,"httpRoutes":${cur.httpRoutes}`;
+        if (cur.tcpRoutes !== old.tcpRoutes) text += `,"tcpRoutes":${cur.tcpRoutes}`;
+        return Buffer.from(text);
+      });
+      this.deltaHeads.set(base.version, head);
+    }
+    // The per-service policies are small: sent whole in every delta.
+    return Promise.all([head, this.snapshot(service)]).then(([h, snap]) => {
+      const tail = Buffer.from(`,"authorizationPolicies":${JSON.stringify(snap.authorizationPolicies)},"jwtAuthentications":${JSON.stringify(snap.jwtAuthentications)}}}\n`);
+      return { version: this.version, baseVersion: base.version, chunks: [h, tail], bytes: h.length + tail.length };
+    });
   }
 }
 
@@ -174,11 +247,14 @@ export interface InstanceSource {
 /** Versions are reserved in blocks: the store is written once per VERSION_BLOCK versions, not per change. */
 export const VERSION_CEILING = 'config-version-ceiling';
 export const VERSION_BLOCK = 1000;
+/** How many versions back a delta can start from (older bases get the whole snapshot). */
+export const DELTA_BASES_KEPT = 8;
 
 /**
  * Holds the current config version and compiles snapshots at it. The shared part of a version is compiled
  * and serialised once; a snapshot for (version, service) is built once and cached, so every proxy of a
- * service sees the same content (and the same bytes) for a given version. Only the current version is kept.
+ * service sees the same content (and the same bytes) for a given version. Older versions keep only their
+ * JSON text, for deltas (DELTA_BASES_KEPT of them).
  *
  * Versions keep increasing across restarts: the store holds a ceiling above every version handed out
  * (raised by VERSION_BLOCK before it is reached), and a start begins above it.
@@ -190,6 +266,8 @@ export class SnapshotCompiler {
   private version = 0;
   private ceiling = 0;
   private state?: VersionState;
+  /** Recent versions (current included), oldest first: deltas can be computed from them. */
+  private readonly recent = new Map<string, VersionState>();
 
   constructor(store: Store, registry: InstanceSource, trustDomain: string) {
     this.store = store;
@@ -231,7 +309,13 @@ export class SnapshotCompiler {
       const instances = this.registry.list();
       const state = new VersionState(version, () => this.store.listResources().then((resources) =>
         compileShared({ version, trustDomain: this.trustDomain, resources, instances })));
-      state.shared.catch(() => { if (this.state === state) this.state = undefined; });
+      state.json.catch(() => {
+        if (this.state === state) this.state = undefined;
+        this.recent.delete(version);
+      });
+      for (const old of this.recent.values()) old.retire();
+      this.recent.set(version, state);
+      while (this.recent.size > DELTA_BASES_KEPT) this.recent.delete(this.recent.keys().next().value!);
       this.state = state;
     }
     return this.state;
@@ -242,8 +326,13 @@ export class SnapshotCompiler {
     return this.current().snapshot(service);
   }
 
-  /** The snapshot message for `service` at the current version, serialised (shared bytes across proxies). */
-  wireFor(service: string): Promise<WireSnapshot> {
-    return this.current().wire(service);
+  /**
+   * The config message for `service` at the current version, serialised (bytes shared across proxies):
+   * the delta from `baseVersion` when that version is recent enough, else the whole snapshot.
+   */
+  wireFor(service: string, baseVersion?: string): Promise<WireSnapshot> {
+    const current = this.current();
+    const base = baseVersion !== undefined && baseVersion !== current.version ? this.recent.get(baseVersion) : undefined;
+    return current.wire(service, base);
   }
 }

@@ -15,6 +15,8 @@ import type { ControlPlaneClient } from './control-plane-client.js';
 export interface SnapshotHandler {
   /** Applies a raw snapshot; resolves with its version, or rejects with the reason to NACK. */
   apply(raw: unknown): Promise<string>;
+  /** Applies a raw SnapshotDelta (same contract). When present, hello announces the `delta` feature. */
+  applyDelta?(raw: unknown): Promise<string>;
 }
 
 export interface Backoff { baseMs: number; maxMs: number }
@@ -110,7 +112,10 @@ export class XdsStream extends EventEmitter {
         this.connected = true;
         this.attempt = 0;
         this.emit('connected');
-        this.send({ type: 'hello', instance: this.instance, lastVersion: this.lastVersion, certNotAfter: this.certNotAfter?.().toISOString() });
+        this.send({
+          type: 'hello', instance: this.instance, lastVersion: this.lastVersion, certNotAfter: this.certNotAfter?.().toISOString(),
+          ...(this.handler.applyDelta ? { features: ['delta'] } : {}),
+        });
       });
       stream.on('data', (chunk: string) => {
         if (!lines.push(chunk, (line) => { if (line.trim()) void this.onLine(line); })) stream.close();
@@ -155,9 +160,11 @@ export class XdsStream extends EventEmitter {
       this.emit(msg.type, msg);
       return;
     }
-    const version = (msg.snapshot as { version?: unknown } | null)?.version;
+    const raw = msg.type === 'delta' ? msg.delta : msg.snapshot;
+    const version = (raw as { version?: unknown } | null)?.version;
     try {
-      const applied = await this.handler.apply(msg.snapshot);
+      if (msg.type === 'delta' && !this.handler.applyDelta) throw new Error('this proxy does not take deltas');
+      const applied = msg.type === 'delta' ? await this.handler.applyDelta!(raw) : await this.handler.apply(raw);
       this.lastVersion = applied;
       this.send({ type: 'ack', version: applied });
     } catch (err) {

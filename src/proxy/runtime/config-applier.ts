@@ -5,7 +5,7 @@
  * The same code runs in `trellis proxy` and in the control-plane benchmark's simulated proxies.
  */
 import type { ClusterConfig } from '../../api/schema/snapshot.js';
-import { Snapshot } from '../../api/schema/snapshot.js';
+import { DELTA_BASE_MISMATCH, Snapshot, SnapshotDelta } from '../../api/schema/snapshot.js';
 import { parseOrThrow } from '../../api/schema/validate.js';
 import { compileConfig, type CompiledConfig } from './compiled-config.js';
 import type { ProxyServices } from './services.js';
@@ -34,17 +34,63 @@ export class ConfigApplier {
 
   /** Applies a raw snapshot; returns its version, or throws with the reason to NACK. */
   apply(raw: unknown): string {
-    try {
+    return this.guard(raw, () => {
       const snapshot = parseOrThrow(Snapshot, raw, 'snapshot.');
-      if (snapshot.trustDomain !== this.opts.trustDomain) {
-        throw new Error(`snapshot trust domain ${snapshot.trustDomain} is not ${this.opts.trustDomain}`);
+      return this.swap(snapshot, undefined);
+    });
+  }
+
+  /**
+   * Applies a raw SnapshotDelta on top of the current config: only its parts are validated; unchanged
+   * clusters keep their objects (and so their runtime state, see compileConfig). The result is a whole
+   * snapshot at the delta's version. Throws DELTA_BASE_MISMATCH when the current version is not its base.
+   */
+  applyDelta(raw: unknown): string {
+    return this.guard(raw, () => {
+      const delta = parseOrThrow(SnapshotDelta, raw, 'delta.');
+      const base = this.config;
+      if (!base || base.version !== delta.baseVersion) {
+        throw new Error(`${DELTA_BASE_MISMATCH}: delta from version ${delta.baseVersion}, but this proxy is at ${base?.version ?? 'none'}`);
       }
-      const next = compileConfig(snapshot, this.opts.services, this.opts.probeFor);
-      const previous = this.config;
-      this.config = next;
-      previous?.dispose();
-      this.opts.onApplied?.(next);
-      return snapshot.version;
+      const prev = base.snapshot;
+      const removed = new Set(delta.removedClusters);
+      const clusters: Snapshot['clusters'] = {};
+      const names = new Set([...Object.keys(prev.clusters), ...Object.keys(delta.clusters)]);
+      // Name order, as in a whole snapshot.
+      for (const name of [...names].sort()) {
+        if (removed.has(name)) continue;
+        const c = delta.clusters[name] ?? prev.clusters[name];
+        if (c) clusters[name] = c;
+      }
+      const snapshot: Snapshot = {
+        version: delta.version,
+        trustDomain: delta.trustDomain,
+        meshConfig: delta.meshConfig ?? prev.meshConfig,
+        clusters,
+        httpRoutes: delta.httpRoutes ?? prev.httpRoutes,
+        tcpRoutes: delta.tcpRoutes ?? prev.tcpRoutes,
+        authorizationPolicies: delta.authorizationPolicies ?? prev.authorizationPolicies,
+        jwtAuthentications: delta.jwtAuthentications ?? prev.jwtAuthentications,
+      };
+      return this.swap(snapshot, base);
+    });
+  }
+
+  private swap(snapshot: Snapshot, reuseFrom: CompiledConfig | undefined): string {
+    if (snapshot.trustDomain !== this.opts.trustDomain) {
+      throw new Error(`snapshot trust domain ${snapshot.trustDomain} is not ${this.opts.trustDomain}`);
+    }
+    const next = compileConfig(snapshot, this.opts.services, this.opts.probeFor, reuseFrom);
+    const previous = this.config;
+    this.config = next;
+    previous?.retire(next);
+    this.opts.onApplied?.(next);
+    return snapshot.version;
+  }
+
+  private guard(raw: unknown, apply: () => string): string {
+    try {
+      return apply();
     } catch (err) {
       const version = typeof (raw as { version?: unknown })?.version === 'string' ? (raw as { version: string }).version : 'unknown';
       this.nack = { version, error: (err as Error).message, at: new Date().toISOString() };

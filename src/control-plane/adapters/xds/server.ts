@@ -5,7 +5,10 @@
  *   GET  /v1/ca            CaInfo (no client certificate needed: the proxy checks it against its token's pin)
  *   POST /v1/certificates  CSR + join token (first time) or CSR + client certificate (renewal)
  *   POST /v1/stream        client certificate required; NDJSON both ways: hello/ack/nack/cert/stats/goodbye in,
- *                          snapshot/error out. Every config change is pushed as a new version.
+ *                          snapshot/delta/error out. Every config change is pushed as a new version: the
+ *                          shared part compiled and serialised once per version (core/compiler.ts), the same
+ *                          bytes written to every proxy; a delta from the previous version to proxies that
+ *                          take deltas; a proxy still receiving an older version gets only the newest.
  *                          Live tap: tap-start/tap-stop out, tap batches in (core/taps.ts); the denials carried
  *                          by stats messages go to core/denials.ts.
  */
@@ -14,7 +17,7 @@ import os from 'node:os';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { checkPeerCertificate } from '../../../pki/index.js';
-import { Endpoint } from '../../../api/schema/snapshot.js';
+import { DELTA_BASE_MISMATCH, Endpoint } from '../../../api/schema/snapshot.js';
 import {
   CertificateRequest, ProxyMessage, XDS_PATHS,
   type CaInfo, type CertificateResponse, type InstanceInfo, type ServerMessage,
@@ -87,6 +90,10 @@ interface Connection {
    * a newer version replaces it instead of queueing behind it (the proxy only needs the latest).
    */
   pending?: WireSnapshot;
+  /** The proxy announced the `delta` feature in hello. */
+  delta: boolean;
+  /** The version of the last config message written: what the proxy will be at (the base of the next delta). */
+  base?: string;
   queue: Promise<void>;
 }
 
@@ -343,7 +350,7 @@ export class XdsServer {
     }
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     const conn: Connection = {
-      stream, service: peer.service, spiffeId: peer.spiffeId, goodbye: false, closed: false, sentVersion: 0,
+      stream, service: peer.service, spiffeId: peer.spiffeId, goodbye: false, closed: false, sentVersion: 0, delta: false,
       queue: Promise.resolve(),
       ...(peer.notAfter ? { certNotAfter: peer.notAfter } : {}),
     };
@@ -395,6 +402,7 @@ export class XdsServer {
 
     switch (msg.type) {
       case 'hello':
+        conn.delta = msg.features?.includes('delta') ?? false;
         return this.onHello(conn, msg.instance, msg.certNotAfter);
       case 'ack': {
         const latency = this.deps.proxies.ack(conn.instance!.id, msg.version);
@@ -402,6 +410,13 @@ export class XdsServer {
         return;
       }
       case 'nack':
+        // The proxy stays on an older version: the next config it gets is whole.
+        conn.base = undefined;
+        if (msg.error.startsWith(DELTA_BASE_MISMATCH)) {
+          // Not a config problem: resynchronise with the whole current snapshot at once.
+          this.deps.log.info('proxy missed a delta base; sending the whole snapshot', { instance: conn.instance!.id, version: msg.version });
+          return this.resync(conn);
+        }
         this.deps.proxies.nack(conn.instance!.id, msg.version, msg.error);
         this.deps.metrics.nack(conn.service);
         this.deps.log.warn('proxy rejected a config version', { instance: conn.instance!.id, service: conn.service, version: msg.version, error: msg.error });
@@ -485,15 +500,30 @@ export class XdsServer {
         this.deps.proxies.versionCreated(version, changeAt);
         this.deps.metrics.setConfigVersion(Number(version));
         const targets = [...this.connections].filter((c) => c.instance && !c.closed);
-        await Promise.all(targets.map(async (conn) => {
-          this.sendSnapshot(conn, await this.deps.compiler.wireFor(conn.service));
-        }));
+        await Promise.all(targets.map((conn) => this.pushTo(conn)));
       } while (this.pushAgain && !this.closing);
     };
     this.pushing = run().catch((err) => {
       this.deps.log.error('config push failed', { error: (err as Error).message });
     }).finally(() => { this.pushing = undefined; });
     await this.pushing;
+  }
+
+  /** The current version to one proxy: a delta from what it was sent last when it takes deltas. */
+  private async pushTo(conn: Connection): Promise<void> {
+    const base = conn.delta ? conn.base : undefined;
+    let wire = await this.deps.compiler.wireFor(conn.service, base);
+    // Something else was written meanwhile (its hello's snapshot): the delta's base is stale.
+    if (wire.baseVersion !== undefined && wire.baseVersion !== conn.base) wire = await this.deps.compiler.wireFor(conn.service);
+    this.sendSnapshot(conn, wire);
+  }
+
+  private async resync(conn: Connection): Promise<void> {
+    if (conn.closed) return;
+    const wire = await this.deps.compiler.wireFor(conn.service);
+    conn.pending = undefined;
+    conn.sentVersion = Math.min(conn.sentVersion, Number(wire.version) - 1);
+    this.sendSnapshot(conn, wire);
   }
 
   private sendSnapshot(conn: Connection, wire: WireSnapshot): void {
@@ -524,6 +554,7 @@ export class XdsServer {
     const stream = conn.stream;
     if (stream.destroyed || !stream.writable) return;
     for (const chunk of wire.chunks) stream.write(chunk);
+    conn.base = wire.version;
     if (stream.writableLength > this.opts.maxQueueBytes) this.dropSlow(conn);
   }
 
