@@ -130,6 +130,7 @@ export async function runControlPlaneBench(o: CpBenchOptions): Promise<CpBenchRe
     let snapshotBytes = 0;
     const tJoin = performance.now();
     let next = 0;
+    let joined = 0;
     const JOIN_CONCURRENCY = 8;
     await Promise.all(Array.from({ length: JOIN_CONCURRENCY }, async () => {
       while (next < SIMS) {
@@ -146,7 +147,7 @@ export async function runControlPlaneBench(o: CpBenchOptions): Promise<CpBenchRe
         sims.push(sim);
         cleanups.push(() => sim.stop());
         await sim.waitVersion(1, 120_000);
-        if (sims.length % 10 === 0) log(`  ${sims.length} joined (${round(performance.now() - tJoin, 0)} ms)`);
+        if (++joined % 10 === 0) log(`  ${joined} joined and configured (${round(performance.now() - tJoin, 0)} ms)`);
       }
     }));
     const initialAllMs = performance.now() - tJoin;

@@ -58,7 +58,6 @@ export function compileConfig(snapshot: Snapshot, services: ProxyServices, probe
       const kept = previous?.clusters.get(name);
       if (kept && kept.config === config) {
         clusters.set(name, kept);
-        for (const ep of kept.endpoints) { live.add(ep); liveAddresses.add(ep.address); }
         continue;
       }
       const endpoints = services.endpoints.resolve(name, config.endpoints);
@@ -110,7 +109,10 @@ export function compileConfig(snapshot: Snapshot, services: ProxyServices, probe
     // on first use, once per version — a proxy of a 1,000-service mesh calls a few of them.
     const routed = new Set<string>();
     for (const route of snapshot.httpRoutes) for (const p of route.spec.parentRefs) routed.add(p.name);
-    for (const name of declared) if (routed.has(name)) buildOutbound(name);
+    // Unless nothing they depend on changed since `previous`, which built them then (same routes, MeshConfig, cluster).
+    const unchanged = (name: string) => previous !== undefined && snapshot.httpRoutes === previous.snapshot.httpRoutes
+      && snapshot.meshConfig === previous.snapshot.meshConfig && clusters.get(name) === previous.clusters.get(name);
+    for (const name of declared) if (routed.has(name) && !unchanged(name)) buildOutbound(name);
     const lazyOutbound = (name: string): Next => {
       try {
         return buildOutbound(name);
@@ -139,8 +141,24 @@ export function compileConfig(snapshot: Snapshot, services: ProxyServices, probe
     // TCPRoute backends are checked now (an unknown backend must NACK), the plain services on first use.
     for (const route of snapshot.tcpRoutes) for (const p of route.spec.parentRefs) if (declared.has(p.name)) tcpPicker(p.name);
 
-    services.endpoints.retain(live);
-    services.peers.retain(liveAddresses);
+    if (!previous) {
+      services.endpoints.retain(live);
+      services.peers.retain(liveAddresses);
+    } else {
+      // Only the clusters not carried over can have lost endpoints: forget those, and close peer sessions
+      // to addresses no endpoint has any more.
+      const gone: Array<{ service: string; state: EndpointState }> = [];
+      for (const [name, old] of previous.clusters) {
+        if (clusters.get(name) === old) continue;
+        for (const state of old.endpoints) if (!live.has(state)) gone.push({ service: name, state });
+      }
+      if (gone.length > 0) {
+        services.endpoints.forget(gone);
+        const addresses = new Set<string>();
+        for (const c of clusters.values()) for (const ep of c.endpoints) addresses.add(ep.address);
+        services.peers.retain(addresses);
+      }
+    }
     const inboundAuthz = compileAuthz(services.service, snapshot.authorizationPolicies, snapshot.meshConfig.authorization.default);
     return {
       inboundAuthz,

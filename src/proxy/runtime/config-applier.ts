@@ -55,9 +55,10 @@ export class ConfigApplier {
       const prev = base.snapshot;
       const removed = new Set(delta.removedClusters);
       const clusters: Snapshot['clusters'] = {};
-      const names = new Set([...Object.keys(prev.clusters), ...Object.keys(delta.clusters)]);
-      // Name order, as in a whole snapshot.
-      for (const name of [...names].sort()) {
+      const added = Object.keys(delta.clusters).filter((n) => !(n in prev.clusters));
+      // Name order, as in a whole snapshot (the previous order holds unless names were added).
+      const names = added.length > 0 ? [...Object.keys(prev.clusters), ...added].sort() : Object.keys(prev.clusters);
+      for (const name of names) {
         if (removed.has(name)) continue;
         const c = delta.clusters[name] ?? prev.clusters[name];
         if (c) clusters[name] = c;
