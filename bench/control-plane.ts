@@ -2,6 +2,7 @@
  * The control-plane benchmark alone (it also runs at the end of `npm run bench`):
  *
  *   node dist/bench/control-plane.js [--quick] [--profile] [--out DIR] [--services N --endpoints N --connections N]
+ *                                    [--proxy-node-args '--max-semi-space-size=1']
  *
  * A real control plane with 1,000 services, 10,000 endpoints and 100 connected proxies: initial push,
  * config convergence, control-plane CPU/RSS, real proxy RSS with that config, certificate signings/s.
@@ -24,7 +25,8 @@ const log = (s: string) => process.stderr.write(`[cp-bench] ${s}\n`);
 
 async function main(): Promise<void> {
   const started = new Date();
-  const result = await runControlPlaneBench({ quick: argv.includes('--quick'), profile: argv.includes('--profile'), outDir: OUT_DIR, log, shape });
+  const result = await runControlPlaneBench({ quick: argv.includes('--quick'), profile: argv.includes('--profile'), outDir: OUT_DIR, log, shape,
+    ...(argv.includes('--proxy-node-args') ? { proxyNodeArgs: argv[argv.indexOf('--proxy-node-args') + 1]!.split(' ').filter(Boolean) } : {}) });
   const header = `# Trellis control-plane benchmark — ${started.toISOString()}\n\nCommand: \`node dist/bench/control-plane.js${argv.length ? ' ' + argv.join(' ') : ''}\`. `
     + `Machine: ${cpus().length} CPUs (${cpus()[0]?.model}), ${round(totalmem() / 2 ** 30, 1)} GiB, Node ${process.version}.\n\n`;
   const md = header + renderControlPlaneMarkdown(result);

@@ -32,13 +32,15 @@ export interface CpBenchOptions {
   outDir: string;
   log: (s: string) => void;
   shape?: Partial<MeshShape>;
+  /** Extra node arguments for the two real proxies (e.g. ['--max-semi-space-size=1']): an experiment knob. */
+  proxyNodeArgs?: string[];
 }
 
 export interface Dist { n: number; p50: number; p90: number; p99: number; max: number; mean: number }
 
 export interface CpBenchResult {
   shape: MeshShape;
-  proxies: { real: number; simulated: number };
+  proxies: { real: number; simulated: number; realNodeArgs: string[] };
   controlPlaneStartupMs: number;
   seedMs: number;
   applyResourcesMs: number;
@@ -112,11 +114,11 @@ export async function runControlPlaneBench(o: CpBenchOptions): Promise<CpBenchRe
     cleanups.push(() => rmSync(tokDir, { recursive: true, force: true }));
     const tokenFile = async (svc: string) => { const f = join(tokDir, `${svc}.token`); await writeFile(f, await tokenFor(svc), { mode: 0o600 }); return f; };
     const server = await startRealProxy('real-proxy-svc-0000', ['--service', svcName(0), '--app', `127.0.0.1:${appPort}`, '--inbound', '127.0.0.1:0',
-      '--token-file', await tokenFile(svcName(0)), '--protocol', 'http', '--labels', 'version=v1', '--drain-timeout', '1s'], ['admin', 'inbound']);
+      '--token-file', await tokenFile(svcName(0)), '--protocol', 'http', '--labels', 'version=v1', '--drain-timeout', '1s'], ['admin', 'inbound'], o.proxyNodeArgs);
     cleanups.push(() => server.m.stop());
     const client = await startRealProxy('real-proxy-svc-0001', ['--service', svcName(1), '--app', '127.0.0.1:9', '--inbound', '127.0.0.1:0',
       '--token-file', await tokenFile(svcName(1)), '--protocol', 'http', '--outbound', `${svcName(0)}=127.0.0.1:0`, '--drain-timeout', '1s'],
-    ['admin', 'inbound', `outbound:${svcName(0)}`]);
+    ['admin', 'inbound', `outbound:${svcName(0)}`], o.proxyNodeArgs);
     cleanups.push(() => client.m.stop());
     const reals: RealProxy[] = [server, client];
     log(`real proxies ready (pids ${server.m.pid}, ${client.m.pid})`);
@@ -255,7 +257,7 @@ export async function runControlPlaneBench(o: CpBenchOptions): Promise<CpBenchRe
 
     const nacks = sims.reduce((a, s) => a + s.nacks, 0) + reals.reduce((a, r) => a + r.nacks, 0);
     const result: CpBenchResult = {
-      shape, proxies: { real: REAL, simulated: SIMS },
+      shape, proxies: { real: REAL, simulated: SIMS, realNodeArgs: o.proxyNodeArgs ?? [] },
       controlPlaneStartupMs: round(cp.startupMs, 0), seedMs: round(seedMs, 0), applyResourcesMs: round(applyResourcesMs, 0),
       initialPush: { allMs: round(initialAllMs, 0), perProxyMs: dist(firstMs), snapshotBytes, applyMs: dist(firstApply) },
       convergence: { all: dist(all), ...Object.fromEntries(Object.entries(byKind).map(([k, v]) => [k, dist(v)])) },
@@ -322,6 +324,7 @@ export function renderControlPlaneMarkdown(r: CpBenchResult): string {
     ['proxy validate + compile per snapshot (simulated proxies)', ...d(r.proxyApplyMs)],
   ]), '');
   out.push(`Initial push, all ${r.proxies.simulated} simulated proxies joined at once (8 at a time) until all applied: ${r.initialPush.allMs} ms. NACKs: ${r.nacks}.`, '');
+  if (r.proxies.realNodeArgs.length) out.push(`Real proxies started with \`node ${r.proxies.realNodeArgs.join(' ')}\`.`, '');
   out.push(table(['process', 'RSS after the config (MiB)', 'max while configs change', 'max under load'],
     Object.entries(r.realProxyRssMiB).map(([k, v]) => [`real proxy ${k}`, v.afterConfig, v.duringChanges, v.underLoad])), '');
   out.push(`Control plane: RSS ${r.controlPlane.rssIdleMiB} MiB after the initial push, max ${r.controlPlane.rssMaxMiB} MiB; CPU ${r.controlPlane.cpuSecondsPerRound} s per change round (${r.controlPlane.cpuPct}% of one core over the rounds).`, '');
