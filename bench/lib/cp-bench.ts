@@ -48,6 +48,8 @@ export interface CpBenchResult {
   convergence: Record<string, Dist> & { all: Dist };
   /** The API call alone (validation + store write), part of every change round's time. */
   apiApplyMs: Dist;
+  /** Change → the first proxy applied it: the control plane's part (then the proxies' own work spreads the rest). */
+  firstProxyMs: Dist;
   /** Sim proxies' validate + compile time per snapshot during the rounds. */
   proxyApplyMs: Dist;
   nacks: number;
@@ -164,18 +166,20 @@ export async function runControlPlaneBench(o: CpBenchOptions): Promise<CpBenchRe
       ...reals.map((r, i) => ({ name: `real-${i}`, version: () => r.version, wait: (v: number, ms: number) => r.waitVersion(v, ms) }))];
     const proxyApply: number[] = [];
     let changeVersion = 0;
+    let firstAt = 0;
     let currentChange: Change | undefined;
     for (const s of sims) {
       const prev = s.onApplied;
       s.onApplied = (ev) => {
         prev?.(ev);
         proxyApply.push(ev.applyMs);
-        if (currentChange && !changeVersion && currentChange.seen(ev.snapshot)) changeVersion = Number(ev.version);
+        if (currentChange && !changeVersion && currentChange.seen(ev.snapshot)) { changeVersion = Number(ev.version); firstAt = ev.at; }
       };
     }
     const byKind: Record<string, number[]> = {};
     const apiMs: number[] = [];
     const all: number[] = [];
+    const firstProxy: number[] = [];
     let rssMax: Record<string, number> = {};
     let cpRssMax = cpRssIdle;
     const sampler = setInterval(() => {
@@ -233,7 +237,8 @@ export async function runControlPlaneBench(o: CpBenchOptions): Promise<CpBenchRe
       const ms = performance.now() - t0;
       (byKind[kind] ??= []).push(ms);
       all.push(ms);
-      log(`round ${r + 1}/${rounds} ${kind}: version ${v} on all ${sims.length + reals.length} proxies in ${round(ms, 1)} ms`);
+      firstProxy.push(firstAt - t0);
+      log(`round ${r + 1}/${rounds} ${kind}: version ${v} on all ${sims.length + reals.length} proxies in ${round(ms, 1)} ms (first after ${round(firstAt - t0, 1)} ms)`);
       await sleep(o.quick ? 200 : 300);
     }
     const roundsWall = (performance.now() - tRounds) / 1000;
@@ -262,6 +267,7 @@ export async function runControlPlaneBench(o: CpBenchOptions): Promise<CpBenchRe
       initialPush: { allMs: round(initialAllMs, 0), perProxyMs: dist(firstMs), snapshotBytes, applyMs: dist(firstApply) },
       convergence: { all: dist(all), ...Object.fromEntries(Object.entries(byKind).map(([k, v]) => [k, dist(v)])) },
       apiApplyMs: dist(apiMs),
+      firstProxyMs: dist(firstProxy),
       proxyApplyMs: dist(proxyApply),
       nacks,
       controlPlane: { cpuSecondsPerRound: round(cpCpuSec / rounds, 3), cpuPct: round((100 * cpCpuSec) / roundsWall, 1), rssIdleMiB: cpRssIdle, rssMaxMiB: round(cpRssMax, 1) },
@@ -320,6 +326,7 @@ export function renderControlPlaneMarkdown(r: CpBenchResult): string {
   out.push(table(['measure (ms)', 'n', 'p50', 'p90', 'p99', 'max'], [
     ['initial push: join → first config applied, per proxy', ...d(r.initialPush.perProxyMs)],
     ...Object.entries(r.convergence).map(([k, v]) => [`convergence: ${k === 'all' ? '**all changes**' : k} → all ${s.connections} ACKed`, ...d(v)]),
+    ['change → the first proxy applied it', ...d(r.firstProxyMs)],
     ['REST apply call alone (in the above)', ...d(r.apiApplyMs)],
     ['proxy validate + compile per snapshot (simulated proxies)', ...d(r.proxyApplyMs)],
   ]), '');

@@ -109,9 +109,22 @@ export function compileConfig(snapshot: Snapshot, services: ProxyServices, probe
     // on first use, once per version — a proxy of a 1,000-service mesh calls a few of them.
     const routed = new Set<string>();
     for (const route of snapshot.httpRoutes) for (const p of route.spec.parentRefs) routed.add(p.name);
-    // Unless nothing they depend on changed since `previous`, which built them then (same routes, MeshConfig, cluster).
-    const unchanged = (name: string) => previous !== undefined && snapshot.httpRoutes === previous.snapshot.httpRoutes
-      && snapshot.meshConfig === previous.snapshot.meshConfig && clusters.get(name) === previous.clusters.get(name);
+    // Unless nothing they depend on changed since `previous`, which built them then (the same route objects
+    // attached, MeshConfig and cluster).
+    const attached = (routes: Snapshot['httpRoutes']) => {
+      const m = new Map<string, unknown[]>();
+      for (const r of routes) for (const p of r.spec.parentRefs) { let l = m.get(p.name); if (!l) m.set(p.name, (l = [])); l.push(r); }
+      return m;
+    };
+    const nowAttached = previous ? attached(snapshot.httpRoutes) : undefined;
+    const prevAttached = previous ? (snapshot.httpRoutes === previous.snapshot.httpRoutes ? nowAttached : attached(previous.snapshot.httpRoutes)) : undefined;
+    const sameRoutes = (name: string) => {
+      const a = nowAttached!.get(name) ?? [];
+      const b = prevAttached!.get(name) ?? [];
+      return a.length === b.length && a.every((r, i) => r === b[i]);
+    };
+    const unchanged = (name: string) => previous !== undefined && snapshot.meshConfig === previous.snapshot.meshConfig
+      && clusters.get(name) === previous.clusters.get(name) && sameRoutes(name);
     for (const name of declared) if (routed.has(name) && !unchanged(name)) buildOutbound(name);
     const lazyOutbound = (name: string): Next => {
       try {

@@ -68,7 +68,7 @@ export class ConfigApplier {
         trustDomain: delta.trustDomain,
         meshConfig: delta.meshConfig ?? prev.meshConfig,
         clusters,
-        httpRoutes: delta.httpRoutes ?? prev.httpRoutes,
+        httpRoutes: delta.httpRoutes ? keepUnchanged(delta.httpRoutes, prev.httpRoutes) : prev.httpRoutes,
         tcpRoutes: delta.tcpRoutes ?? prev.tcpRoutes,
         authorizationPolicies: delta.authorizationPolicies ?? prev.authorizationPolicies,
         jwtAuthentications: delta.jwtAuthentications ?? prev.jwtAuthentications,
@@ -103,4 +103,16 @@ export class ConfigApplier {
   dispose(): void {
     this.config?.dispose();
   }
+}
+
+/**
+ * A changed routes section usually changes one route: the others keep their previous objects, so the
+ * compile can tell which destinations' routes really changed (compiled-config.ts compares by identity).
+ */
+function keepUnchanged<T extends { metadata: { name: string } }>(next: T[], prev: readonly T[]): T[] {
+  const byName = new Map(prev.map((r) => [r.metadata.name, r]));
+  return next.map((r) => {
+    const old = byName.get(r.metadata.name);
+    return old && JSON.stringify(old) === JSON.stringify(r) ? old : r;
+  });
 }
