@@ -133,6 +133,17 @@ export class Registry extends EventEmitter<RegistryEvents> implements ServiceDir
       .sort((a, b) => (a.info.service === b.info.service ? cmp(a.info.id, b.info.id) : cmp(a.info.service, b.info.service)));
   }
 
+  /**
+   * The current states without copying them (for the snapshot compiler, once per config version): a state
+   * object is never changed in place — every change replaces it — so the array is a consistent view.
+   * Read-only for the caller.
+   */
+  states(): readonly InstanceState[] {
+    const out: InstanceState[] = [];
+    for (const e of this.entries.values()) out.push(e.state);
+    return out;
+  }
+
   instancesOf(service: string): InstanceState[] {
     return this.list().filter((s) => s.info.service === service);
   }
