@@ -5,7 +5,10 @@
  *   else from the first instance; endpoints from the registry; the TrafficPolicy targeting it (first by name).
  * - routes: every HTTPRoute and TCPRoute (a proxy routes its outbound calls to any service).
  * - authorizationPolicies / jwtAuthentications: only those targeting the proxy's own service (inbound side).
- * - version: a counter persisted in the store, so it keeps increasing across restarts.
+ * - version: keeps increasing across restarts (reserved in blocks in the store, see SnapshotCompiler).
+ *
+ * Per version, everything but the per-service policies is compiled and serialised once (SharedConfig,
+ * VersionState); deltas between recent versions are computed from their per-cluster JSON.
  */
 import {
   DEFAULT_MESH_CONFIG, type Resource, type ResourceOf,
