@@ -248,7 +248,7 @@ export async function runControlPlaneBench(o: CpBenchOptions): Promise<CpBenchRe
     // ---- real proxies under load with that config (client → mTLS → server → app)
     rssMax = {};
     const url = `http://${client.listening[`outbound:${svcName(0)}`]}/`;
-    const load = await openLoop({ url, rate: o.quick ? 300 : 500, seconds: o.quick ? 6 : 15, warmupSeconds: 1 });
+    const load = await openLoop({ url, rate: o.quick ? 150 : 250, seconds: o.quick ? 6 : 15, warmupSeconds: 1 });
     log(`load through the real proxies: ${load.achievedRate}/s p50 ${load.p50} p99 ${load.p99} ms, errors ${load.errors}`);
     clearInterval(sampler);
     const realRss: CpBenchResult['realProxyRssMiB'] = {};

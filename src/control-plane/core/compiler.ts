@@ -146,7 +146,8 @@ interface VersionJson {
   clusters: Map<string, string>;
   trustDomain: string;
   meshConfig: string;
-  httpRoutes: string;
+  /** Per HTTPRoute, in name order. */
+  httpRoutes: Map<string, string>;
   tcpRoutes: string;
 }
 
@@ -155,7 +156,7 @@ function versionJson(s: SharedConfig): VersionJson {
   for (const [name, c] of Object.entries(s.clusters)) clusters.set(name, JSON.stringify(c));
   return {
     clusters, trustDomain: s.trustDomain, meshConfig: JSON.stringify(s.meshConfig),
-    httpRoutes: JSON.stringify(s.httpRoutes), tcpRoutes: JSON.stringify(s.tcpRoutes),
+    httpRoutes: new Map(s.httpRoutes.map((r) => [r.metadata.name, JSON.stringify(r)])), tcpRoutes: JSON.stringify(s.tcpRoutes),
   };
 }
 
@@ -211,7 +212,7 @@ class VersionState {
 
   private fullWire(service: string): Promise<WireSnapshot> {
     this.head ??= this.json.then((j) => Buffer.from(`{"type":"snapshot","snapshot":{"version":${JSON.stringify(this.version)},"trustDomain":${JSON.stringify(j.trustDomain)},`
-      + `"meshConfig":${j.meshConfig},"clusters":${clustersJson(j.clusters.keys(), j.clusters)},"httpRoutes":${j.httpRoutes},`
+      + `"meshConfig":${j.meshConfig},"clusters":${clustersJson(j.clusters.keys(), j.clusters)},"httpRoutes":[${[...j.httpRoutes.values()].join(',')}],`
       + `"tcpRoutes":${j.tcpRoutes},`));
     return Promise.all([this.head, this.snapshot(service)]).then(([head, snap]) => {
       const tail = Buffer.from(`"authorizationPolicies":${JSON.stringify(snap.authorizationPolicies)},"jwtAuthentications":${JSON.stringify(snap.jwtAuthentications)}}}\n`);
@@ -229,7 +230,11 @@ class VersionState {
         let text = `{"type":"delta","delta":{"version":${JSON.stringify(this.version)},"baseVersion":${JSON.stringify(base.version)},`
           + `"trustDomain":${JSON.stringify(cur.trustDomain)},"clusters":${clustersJson(changed, cur.clusters)},"removedClusters":${JSON.stringify(removed)}`;
         if (cur.meshConfig !== old.meshConfig) text += `,"meshConfig":${cur.meshConfig}`;
-        if (cur.httpRoutes !== old.httpRoutes) text += `,"httpRoutes":${cur.httpRoutes}`;
+        const routes: string[] = [];
+        for (const [name, json] of cur.httpRoutes) if (old.httpRoutes.get(name) !== json) routes.push(json);
+        const removedRoutes = [...old.httpRoutes.keys()].filter((n) => !cur.httpRoutes.has(n));
+        if (routes.length > 0) text += `,"httpRoutes":[${routes.join(',')}]`;
+        if (removedRoutes.length > 0) text += `,"removedHttpRoutes":${JSON.stringify(removedRoutes)}`;
         if (cur.tcpRoutes !== old.tcpRoutes) text += `,"tcpRoutes":${cur.tcpRoutes}`;
         return Buffer.from(text);
       });

@@ -68,7 +68,7 @@ export class ConfigApplier {
         trustDomain: delta.trustDomain,
         meshConfig: delta.meshConfig ?? prev.meshConfig,
         clusters,
-        httpRoutes: delta.httpRoutes ? keepUnchanged(delta.httpRoutes, prev.httpRoutes) : prev.httpRoutes,
+        httpRoutes: delta.httpRoutes || delta.removedHttpRoutes ? mergeByName(prev.httpRoutes, delta.httpRoutes ?? [], delta.removedHttpRoutes ?? []) : prev.httpRoutes,
         tcpRoutes: delta.tcpRoutes ?? prev.tcpRoutes,
         authorizationPolicies: delta.authorizationPolicies ?? prev.authorizationPolicies,
         jwtAuthentications: delta.jwtAuthentications ?? prev.jwtAuthentications,
@@ -106,13 +106,13 @@ export class ConfigApplier {
 }
 
 /**
- * A changed routes section usually changes one route: the others keep their previous objects, so the
- * compile can tell which destinations' routes really changed (compiled-config.ts compares by identity).
+ * The previous routes with these added, replaced or removed (by name), in name order as in a whole
+ * snapshot. Unchanged routes keep their objects, so the compile can tell which destinations' routes
+ * changed (compiled-config.ts compares by identity).
  */
-function keepUnchanged<T extends { metadata: { name: string } }>(next: T[], prev: readonly T[]): T[] {
+function mergeByName<T extends { metadata: { name: string } }>(prev: readonly T[], upserts: readonly T[], removed: readonly string[]): T[] {
   const byName = new Map(prev.map((r) => [r.metadata.name, r]));
-  return next.map((r) => {
-    const old = byName.get(r.metadata.name);
-    return old && JSON.stringify(old) === JSON.stringify(r) ? old : r;
-  });
+  for (const name of removed) byName.delete(name);
+  for (const r of upserts) byName.set(r.metadata.name, r);
+  return [...byName.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((n) => byName.get(n)!);
 }

@@ -69,6 +69,14 @@ describe('xDS deltas', () => {
     const d2 = await nextDelta((x) => x.httpRoutes !== undefined);
     assert.deepEqual(Object.keys(d2.clusters), []);
     assert.deepEqual(d2.httpRoutes?.map((r) => r.metadata.name), ['api-route']);
+    // Another route: only it travels; deleting one sends its name.
+    await client.apply([{ apiVersion: API, kind: 'HTTPRoute', metadata: { name: 'web-route' }, spec: { parentRefs: [{ name: 'web' }], rules: [{ backendRefs: [{ name: 'web' }] }] } }]);
+    const d2b = await nextDelta((x) => x.httpRoutes !== undefined);
+    assert.deepEqual(d2b.httpRoutes?.map((r) => r.metadata.name), ['web-route'], 'only the changed route');
+    await client.delete('HTTPRoute', 'web-route');
+    const d2c = await nextDelta((x) => x.removedHttpRoutes !== undefined);
+    assert.deepEqual(d2c.removedHttpRoutes, ['web-route']);
+    assert.equal(d2c.httpRoutes, undefined);
     await client.delete('Service', 'db');
     const d3 = await nextDelta((x) => x.removedClusters.length > 0);
     assert.deepEqual(d3.removedClusters, ['db']);

@@ -58,6 +58,21 @@ describe('ConfigApplier deltas', () => {
     assert.deepEqual(after.snapshot.httpRoutes, [], 'absent sections stay as they were');
   });
 
+  it('adds, replaces and removes HTTPRoutes by name, keeping the objects of the others', () => {
+    const a = applier();
+    const route = (name: string, parent: string, weight: number) => ({
+      apiVersion: 'trellis.dev/v1alpha1', kind: 'HTTPRoute', metadata: { name }, spec: { parentRefs: [{ name: parent }], rules: [{ backendRefs: [{ name: parent, weight }] }] },
+    });
+    a.apply({ ...snapshot('5'), httpRoutes: [route('a-route', 'api', 1), route('b-route', 'db', 1), route('c-route', 'web', 1)] });
+    const [first, , third] = a.current!.snapshot.httpRoutes;
+    a.applyDelta({ version: '6', baseVersion: '5', trustDomain: 'td', clusters: {}, removedClusters: [], httpRoutes: [route('b-route', 'db', 7), route('ab-route', 'api', 2)], removedHttpRoutes: ['c-route'] });
+    const routes = a.current!.snapshot.httpRoutes;
+    assert.deepEqual(routes.map((r) => r.metadata.name), ['a-route', 'ab-route', 'b-route'], 'name order');
+    assert.equal(routes[0], first, 'an unchanged route keeps its object');
+    assert.equal(routes[2]!.spec.rules[0]!.backendRefs![0]!.weight, 7);
+    assert.ok(!routes.includes(third!));
+  });
+
   it('refuses a delta whose base is not the current version, and an invalid one, keeping the current config', () => {
     const a = applier();
     assert.throws(() => a.applyDelta({ version: '2', baseVersion: '1', trustDomain: 'td', clusters: {}, removedClusters: [] }), new RegExp(DELTA_BASE_MISMATCH));
