@@ -297,7 +297,7 @@ function renderMarkdown(r: Result): string {
     ['Trellis CPU/request vs nginx (h1 1 KiB)', '≤ 2×', `${cpuRatio}×`, cpuRatio <= 2 ? 'yes' : 'no'],
     ['added p99 over direct at 1,000 req/s', '≤ 1 ms', `${addedP99} ms`, addedP99 <= 1 ? 'yes' : 'no'],
     ['proxy RSS under load', '≤ 60 MB', `${maxRss} MiB`, maxRss * 1.048576 <= 60 ? 'yes' : 'no'],
-    ['control-plane convergence p99, 1,000 services', '≤ 1 s', 'not measured', '–'],
+    ['control-plane convergence p99, 1,000 services', '≤ 1 s', CONTROL_PLANE ? 'see "Control plane" below' : 'not measured (--no-control-plane)', '–'],
   ]), '');
 
   if (r.profile) {
