@@ -34,8 +34,18 @@ function ofKind<K extends Resource['kind']>(resources: Resource[], kind: K): Res
     .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
 }
 
+/**
+ * What a cluster was compiled from. When a service's inputs are the same at the next version (the same
+ * instance state objects — the registry replaces a state on every change — and the same Service/TrafficPolicy
+ * content), its ClusterConfig object is reused, and with it its serialised JSON (see versionJson).
+ */
+export interface ClusterInputs { key: string; instances: readonly InstanceState[]; config: ClusterConfig }
+
 /** The clusters of the mesh (same for every proxy). One pass over the instances: O(I log I + S). */
-export function compileClusters(resources: Resource[], instances: readonly InstanceState[]): Record<string, ClusterConfig> {
+export function compileClusters(
+  resources: Resource[], instances: readonly InstanceState[],
+  previous?: ReadonlyMap<string, ClusterInputs>, record?: Map<string, ClusterInputs>,
+): Record<string, ClusterConfig> {
   const services = new Map<string, { protocol?: Protocol; port?: number }>();
   for (const svc of ofKind(resources, 'Service')) {
     services.set(svc.metadata.name, { protocol: svc.spec.protocol, ...(svc.spec.port !== undefined ? { port: svc.spec.port } : {}) });
@@ -56,17 +66,21 @@ export function compileClusters(resources: Resource[], instances: readonly Insta
   const clusters: Record<string, ClusterConfig> = {};
   for (const name of [...services.keys()].sort()) {
     const svc = services.get(name)!;
-    const endpoints: Endpoint[] = (byService.get(name) ?? [])
-      .sort((a, b) => (a.info.id < b.info.id ? -1 : 1))
-      .map((i) => ({ id: i.info.id, address: i.info.address, labels: { ...i.info.labels }, draining: isDraining(i) }));
+    const members = (byService.get(name) ?? []).sort((a, b) => (a.info.id < b.info.id ? -1 : 1));
     const policy = policies.get(name);
-    clusters[name] = {
-      name,
-      protocol: svc.protocol ?? 'http',
-      ...(svc.port !== undefined ? { port: svc.port } : {}),
-      endpoints,
-      ...(policy ? { trafficPolicy: policy.spec, trafficPolicyName: policy.metadata.name } : {}),
-    };
+    const key = `${svc.protocol ?? 'http'}|${svc.port ?? ''}|${policy ? `${policy.metadata.name}|${JSON.stringify(policy.spec)}` : ''}`;
+    const old = previous?.get(name);
+    const config: ClusterConfig = old && old.key === key && old.instances.length === members.length && old.instances.every((x, i) => x === members[i])
+      ? old.config
+      : {
+        name,
+        protocol: svc.protocol ?? 'http',
+        ...(svc.port !== undefined ? { port: svc.port } : {}),
+        endpoints: members.map((i) => ({ id: i.info.id, address: i.info.address, labels: { ...i.info.labels }, draining: isDraining(i) })),
+        ...(policy ? { trafficPolicy: policy.spec, trafficPolicyName: policy.metadata.name } : {}),
+      };
+    clusters[name] = config;
+    record?.set(name, { key, instances: members, config });
   }
   return clusters;
 }
@@ -93,14 +107,17 @@ export interface SharedConfig {
 }
 
 /** Pure: the shared part of a version. */
-export function compileShared(input: Omit<CompileInput, 'service'>): SharedConfig {
+export function compileShared(
+  input: Omit<CompileInput, 'service'>,
+  previous?: ReadonlyMap<string, ClusterInputs>, record?: Map<string, ClusterInputs>,
+): SharedConfig {
   const { resources } = input;
   const mesh = ofKind(resources, 'MeshConfig').find((m) => m.metadata.name === 'default');
   return {
     version: input.version,
     trustDomain: input.trustDomain,
     meshConfig: mesh ? mesh.spec : DEFAULT_MESH_CONFIG,
-    clusters: compileClusters(resources, input.instances),
+    clusters: compileClusters(resources, input.instances, previous, record),
     httpRoutes: ofKind(resources, 'HTTPRoute'),
     tcpRoutes: ofKind(resources, 'TCPRoute'),
     authorizationPolicies: ofKind(resources, 'AuthorizationPolicy'),
@@ -151,9 +168,16 @@ interface VersionJson {
   tcpRoutes: string;
 }
 
+/** JSON of a ClusterConfig object, kept while the object lives (unchanged clusters are reused across versions). */
+const clusterJsonCache = new WeakMap<ClusterConfig, string>();
+
 function versionJson(s: SharedConfig): VersionJson {
   const clusters = new Map<string, string>();
-  for (const [name, c] of Object.entries(s.clusters)) clusters.set(name, JSON.stringify(c));
+  for (const [name, c] of Object.entries(s.clusters)) {
+    let json = clusterJsonCache.get(c);
+    if (json === undefined) clusterJsonCache.set(c, (json = JSON.stringify(c)));
+    clusters.set(name, json);
+  }
   return {
     clusters, trustDomain: s.trustDomain, meshConfig: JSON.stringify(s.meshConfig),
     httpRoutes: new Map(s.httpRoutes.map((r) => [r.metadata.name, JSON.stringify(r)])), tcpRoutes: JSON.stringify(s.tcpRoutes),
@@ -278,6 +302,8 @@ export class SnapshotCompiler {
   private state?: VersionState;
   /** Recent versions (current included), oldest first: deltas can be computed from them. */
   private readonly recent = new Map<string, VersionState>();
+  /** The last compile's per-cluster inputs: unchanged clusters are reused (object and JSON). */
+  private lastInputs?: Map<string, ClusterInputs>;
 
   constructor(store: Store, registry: InstanceSource, trustDomain: string) {
     this.store = store;
@@ -317,8 +343,12 @@ export class SnapshotCompiler {
       const version = String(this.version);
       // Inputs are read now: a later change makes a new version.
       const instances = this.registry.states?.() ?? this.registry.list();
-      const state = new VersionState(version, () => this.store.listResources().then((resources) =>
-        compileShared({ version, trustDomain: this.trustDomain, resources, instances })));
+      const state = new VersionState(version, () => this.store.listResources().then((resources) => {
+        const record = new Map<string, ClusterInputs>();
+        const shared = compileShared({ version, trustDomain: this.trustDomain, resources, instances }, this.lastInputs, record);
+        this.lastInputs = record;
+        return shared;
+      }));
       state.json.catch(() => {
         if (this.state === state) this.state = undefined;
         this.recent.delete(version);

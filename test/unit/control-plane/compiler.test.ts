@@ -160,4 +160,31 @@ describe('SnapshotCompiler shared compilation and wire form', () => {
     assert.equal(snap.clusters.s7!.endpoints.length, 10);
     assert.deepEqual(snap.clusters.s7!.endpoints.map((e) => e.id), [...snap.clusters.s7!.endpoints.map((e) => e.id)].sort());
   });
+
+  it('reuses an unchanged cluster across versions (object and bytes), and rebuilds the one whose inputs changed', async () => {
+    const store = await openStore();
+    const registry = new Registry(store);
+    await store.writeResources(parse([service('api'), service('web'), trafficPolicy('web-lb', 'web', { loadBalancer: { type: 'Random' } })]));
+    registry.connect({ id: 'a1', service: 'api', address: '127.0.0.1:1', protocol: 'http', labels: {} });
+    registry.connect({ id: 'w1', service: 'web', address: '127.0.0.1:2', protocol: 'http', labels: {} });
+    const compiler = new SnapshotCompiler(store, registry, 'td');
+    await compiler.init();
+    const v1 = await compiler.snapshotFor('web');
+    registry.connect({ id: 'w2', service: 'web', address: '127.0.0.1:3', protocol: 'http', labels: {} });
+    await compiler.bump();
+    const v2 = await compiler.snapshotFor('web');
+    assert.equal(v2.clusters.api, v1.clusters.api, 'api did not change: same object');
+    assert.notEqual(v2.clusters.web, v1.clusters.web);
+    assert.deepEqual(v2.clusters.web!.endpoints.map((e) => e.id), ['w1', 'w2']);
+    await store.writeResources(parse([trafficPolicy('web-lb', 'web', { loadBalancer: { type: 'EWMA' } })]));
+    await compiler.bump();
+    const v3 = await compiler.snapshotFor('web');
+    assert.equal(v3.clusters.web!.trafficPolicy?.loadBalancer?.type, 'EWMA', 'a policy change rebuilds the cluster');
+    registry.disconnect('a1');
+    await compiler.bump();
+    assert.equal((await compiler.snapshotFor('web')).clusters.api!.endpoints[0]!.draining, true, 'a state change rebuilds the cluster');
+    const d = JSON.parse(Buffer.concat((await compiler.wireFor('web', v3.version)).chunks).toString('utf8'));
+    assert.deepEqual(Object.keys(d.delta.clusters), ['api'], 'the delta has only the rebuilt cluster');
+    await registry.close();
+  });
 });
