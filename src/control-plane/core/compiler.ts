@@ -50,15 +50,23 @@ export function compileClusters(
   for (const svc of ofKind(resources, 'Service')) {
     services.set(svc.metadata.name, { protocol: svc.spec.protocol, ...(svc.spec.port !== undefined ? { port: svc.spec.port } : {}) });
   }
-  const sorted = [...instances].sort((a, b) => (a.registeredAt < b.registeredAt ? -1 : a.registeredAt > b.registeredAt ? 1 : a.info.id < b.info.id ? -1 : 1));
+  // A service without a Service resource (or without its protocol) takes the protocol of its first
+  // registered instance (earliest registeredAt, then id): found in one pass, no sort of every instance.
+  const earlier = (a: InstanceState, b: InstanceState) => (a.registeredAt < b.registeredAt || (a.registeredAt === b.registeredAt && a.info.id < b.info.id));
   const byService = new Map<string, InstanceState[]>();
-  for (const inst of sorted) {
-    const known = services.get(inst.info.service);
-    if (!known) services.set(inst.info.service, { protocol: inst.info.protocol });
-    else if (!known.protocol) known.protocol = inst.info.protocol;
-    let list = byService.get(inst.info.service);
-    if (!list) byService.set(inst.info.service, (list = []));
+  const first = new Map<string, InstanceState>();
+  for (const inst of instances) {
+    const name = inst.info.service;
+    let list = byService.get(name);
+    if (!list) byService.set(name, (list = []));
     list.push(inst);
+    const f = first.get(name);
+    if (!f || earlier(inst, f)) first.set(name, inst);
+  }
+  for (const [name, inst] of first) {
+    const known = services.get(name);
+    if (!known) services.set(name, { protocol: inst.info.protocol });
+    else if (!known.protocol) known.protocol = inst.info.protocol;
   }
   const policies = new Map<string, ResourceOf<'TrafficPolicy'>>();
   // First by name wins.
