@@ -2,7 +2,8 @@
  * `npm run bench` — Trellis against a direct connection, nginx and HAProxy, on loopback, in one run.
  * See docs/performance.md for what is measured and how to read it.
  *
- *   node dist/bench/run.js [--quick] [--profile] [--out DIR]
+ *   node dist/bench/run.js [--quick] [--profile] [--out DIR] [--no-control-plane]
+ * The control-plane benchmark (bench/lib/cp-bench.ts) runs at the end; alone: node dist/bench/control-plane.js.
  */
 import { execFileSync } from 'node:child_process';
 import http from 'node:http';
@@ -15,10 +16,12 @@ import { median, openLoop, saturate, timeOne, type LatencyResult, type SaturateR
 import { BODY_SIZES, REPO_ROOT, startBackend, startHaproxyPair, startNginxPair, startTrellisMesh, type BodySize, type Target } from './lib/targets.js';
 import { startTraceSink } from './lib/trace-sink.js';
 import { cpuMicros, round, rssMiB, sleep, stopAllManaged } from './lib/util.js';
+import { renderControlPlaneMarkdown, runControlPlaneBench } from './lib/cp-bench.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const PROFILE = argv.includes('--profile');
+const CONTROL_PLANE = !argv.includes('--no-control-plane');
 const outIdx = argv.indexOf('--out');
 const OUT_DIR = outIdx >= 0 ? argv[outIdx + 1]! : join(REPO_ROOT, 'bench', 'results');
 
@@ -182,7 +185,9 @@ async function main(): Promise<void> {
     config: { ...CFG, h1Connections: H1_CONNECTIONS, h2Connections: H2_CONNECTIONS, h2Streams: H2_STREAMS },
     saturation: sat, latency: lat, firstRequestMs: first, rssMiB: { idle: idleRss, underLoadMax: loadRss }, tracing, profile,
   };
-  const md = renderMarkdown(result);
+  const controlPlane = CONTROL_PLANE ? await runControlPlaneBench({ quick: QUICK, profile: PROFILE, outDir: OUT_DIR, log }) : undefined;
+  Object.assign(result, { controlPlane });
+  const md = renderMarkdown(result) + (controlPlane ? '\n\n' + renderControlPlaneMarkdown(controlPlane) : '');
   process.stdout.write(md + '\n');
   mkdirSync(OUT_DIR, { recursive: true });
   const stamp = started.toISOString().replace(/[:.]/g, '-');
@@ -342,7 +347,7 @@ function renderMarkdown(r: Result): string {
     ['Trellis CPU/request vs nginx (h1 1 KiB)', '≤ 2×', `${cpuRatio}×`, cpuRatio <= 2 ? 'yes' : 'no'],
     ['added p99 over direct at 1,000 req/s', '≤ 1 ms', `${addedP99} ms`, addedP99 <= 1 ? 'yes' : 'no'],
     ['proxy RSS under load', '≤ 60 MB', `${maxRss} MiB`, maxRss * 1.048576 <= 60 ? 'yes' : 'no'],
-    ['control-plane convergence p99, 1,000 services', '≤ 1 s', 'not measured', '–'],
+    ['control-plane convergence p99, 1,000 services', '≤ 1 s', CONTROL_PLANE ? 'see "Control plane" below' : 'not measured (--no-control-plane)', '–'],
   ]), '');
 
   if (r.profile) {

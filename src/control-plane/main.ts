@@ -50,6 +50,8 @@ export interface RunningControlPlane {
 }
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
+/** Registry changes are written to the store in batches at most this often (pushes go out first). */
+export const REGISTRY_PERSIST_DELAY_MS = 200;
 
 /** Reads the data dir's admin token, creating it (mode 0600) on first start. */
 export async function ensureAdminToken(dataDir: string): Promise<string> {
@@ -92,6 +94,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     const metrics = new PrometheusMetrics();
     const registry = new Registry(store, {
       graceMs: opts.instanceGraceMs ?? DEFAULT_INSTANCE_GRACE_MS,
+      persistDelayMs: REGISTRY_PERSIST_DELAY_MS,
       onError: (err) => log.error('registry persistence failed', { error: (err as Error).message }),
     });
     await registry.load();

@@ -9,9 +9,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type { Protocol } from '../api/schema/common.js';
-import { Snapshot } from '../api/schema/snapshot.js';
 import type { TapStartMessage } from '../api/schema/xds.js';
-import { parseOrThrow } from '../api/schema/validate.js';
 import { generateWorkloadKey } from '../pki/workload-key.js';
 import { spiffeIdFor } from '../pki/spiffe.js';
 import { boundAddress, isLoopbackHost, parseHostPort, type HostPort } from '../shared/address.js';
@@ -27,7 +25,8 @@ import { DEFAULT_HTTP1_TIMEOUTS, OutboundListener } from './listeners/outbound.j
 import { ProxyMetrics } from './metrics.js';
 import { statsIntervalFromEnv } from './stats.js';
 import { makeProbe } from './health-probe.js';
-import { compileConfig, type CompiledConfig } from './runtime/compiled-config.js';
+import type { CompiledConfig } from './runtime/compiled-config.js';
+import { ConfigApplier } from './runtime/config-applier.js';
 import type { ProxyServices } from './runtime/services.js';
 import { AppForwarder } from './upstream/app-forwarder.js';
 import { EndpointRegistry } from './upstream/endpoint-registry.js';
@@ -123,37 +122,28 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     tap,
   };
 
-  let current: CompiledConfig | undefined;
-  let lastNack: { version: string; error: string; at: string } | undefined;
+  let firstConfig!: () => void;
+  const gotFirstConfig = new Promise<void>((resolve) => { firstConfig = resolve; });
+  const applier = new ConfigApplier({
+    services,
+    trustDomain: claims.trustDomain,
+    probeFor: (cluster) => makeProbe(peers, cluster),
+    onApplied: (next) => {
+      metrics.configVersion.set(Number(next.version) || 0);
+      log.info('config applied', { version: next.version });
+      firstConfig();
+    },
+    onRefused: (version, error) => {
+      metrics.configNacks.inc();
+      log.warn('config refused (NACK); keeping the last good config', { version, error });
+    },
+  });
   const drain = new DrainState();
-  const config = () => current;
+  const config = () => applier.current;
   const addresses: Record<string, string> = {};
   const announce = (name: string, address: string) => {
     addresses[name] = address;
     opts.onListening?.(name, address);
-  };
-
-  let firstConfig!: () => void;
-  const gotFirstConfig = new Promise<void>((resolve) => { firstConfig = resolve; });
-  const applySnapshot = async (raw: unknown): Promise<string> => {
-    try {
-      const snapshot = parseOrThrow(Snapshot, raw, 'snapshot.');
-      if (snapshot.trustDomain !== claims.trustDomain) throw new Error(`snapshot trust domain ${snapshot.trustDomain} is not ${claims.trustDomain}`);
-      const next = compileConfig(snapshot, services, (cluster) => makeProbe(peers, cluster));
-      const previous = current;
-      current = next;
-      previous?.dispose();
-      metrics.configVersion.set(Number(snapshot.version) || 0);
-      log.info('config applied', { version: snapshot.version });
-      firstConfig();
-      return snapshot.version;
-    } catch (err) {
-      const version = typeof (raw as { version?: unknown })?.version === 'string' ? (raw as { version: string }).version : 'unknown';
-      lastNack = { version, error: (err as Error).message, at: new Date().toISOString() };
-      metrics.configNacks.inc();
-      log.warn('config refused (NACK); keeping the last good config', { version, error: (err as Error).message });
-      throw err;
-    }
   };
 
   // Admin first, so readiness can be watched from the start.
@@ -161,14 +151,14 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const admin = createAdminServer(metrics, {
     ready: () => ready && !drain.draining,
     config: () => ({
-      version: current?.version ?? null,
+      version: applier.current?.version ?? null,
       instance: instanceId,
       spiffeId: identity.current.spiffeId,
       certificateNotAfter: identity.current.notAfter.toISOString(),
       controlPlaneConnected: xds?.connected ?? false,
-      lastNack: lastNack ?? null,
-      upstreams: upstreamStatus(current),
-      snapshot: current?.snapshot ?? null,
+      lastNack: applier.lastNack ?? null,
+      upstreams: upstreamStatus(applier.current),
+      snapshot: applier.current?.snapshot ?? null,
     }),
     drain: () => void shutdown(),
   });
@@ -181,7 +171,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   xds = new XdsStream(cp, credentials, {
     id: instanceId, service: opts.service, address: addresses.inbound!, protocol: opts.protocol, labels: opts.labels,
     adminAddress: addresses.admin!, version: TRELLIS_VERSION,
-  }, { apply: applySnapshot }, log, undefined, () => identity.current.notAfter);
+  }, { apply: async (raw) => applier.apply(raw), applyDelta: async (raw) => applier.applyDelta(raw) }, log, undefined, () => identity.current.notAfter);
   // Taps live as long as one config stream: a reconnect ends them, the control plane starts them again.
   xds.on('tap-start', (msg: TapStartMessage) => tap.start(msg));
   xds.on('tap-stop', (msg: { tapId: string }) => tap.stop(msg.tapId));
@@ -226,7 +216,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       await new Promise((r) => setTimeout(r, Math.min(DEREGISTRATION_GRACE_MS, opts.drainTimeoutMs)));
       const clean = await drain.drain(opts.drainTimeoutMs);
       if (!clean) log.warn('drain timeout reached with requests in flight', { inflight: drain.inflight });
-      current?.dispose();
+      applier.dispose();
       await services.traces.shutdown(); // flush queued spans (bounded by the export timeout)
       peers.close();
       app.close();

@@ -41,6 +41,32 @@ export const Snapshot = z.object({
   jwtAuthentications: z.array(JWTAuthenticationResource).default([]),
 }).strict();
 
+/**
+ * An incremental update (like Envoy's delta xDS), sent only to proxies that announced the `delta` feature
+ * in hello: the clusters and HTTPRoutes that changed or appeared since `baseVersion`, the names of those
+ * removed, and any other section that changed, whole. The proxy applies it only on top of exactly `baseVersion` (else it
+ * NACKs with DELTA_BASE_MISMATCH and the control plane sends the whole snapshot); the result is a whole,
+ * immutable snapshot at `version`, as if it had been sent in full.
+ */
+export const SnapshotDelta = z.object({
+  version: z.string().min(1),
+  baseVersion: z.string().min(1),
+  trustDomain: z.string().min(1),
+  clusters: z.record(Name, ClusterConfig),
+  removedClusters: z.array(Name),
+  meshConfig: MeshConfigSpec.optional(),
+  /** HTTPRoutes added or changed since the base (by name); the others stay. */
+  httpRoutes: z.array(HTTPRouteResource).optional(),
+  removedHttpRoutes: z.array(z.string().min(1)).optional(),
+  tcpRoutes: z.array(TCPRouteResource).optional(),
+  authorizationPolicies: z.array(AuthorizationPolicyResource).optional(),
+  jwtAuthentications: z.array(JWTAuthenticationResource).optional(),
+}).strict();
+
+/** The NACK reason prefix of a delta whose base is not the proxy's current version. */
+export const DELTA_BASE_MISMATCH = 'DELTA_BASE_MISMATCH';
+
 export type Endpoint = z.infer<typeof Endpoint>;
+export type SnapshotDelta = z.infer<typeof SnapshotDelta>;
 export type ClusterConfig = z.infer<typeof ClusterConfig>;
 export type Snapshot = z.infer<typeof Snapshot>;

@@ -6,6 +6,9 @@
  *                          -> CertificateResponse
  *   POST /v1/stream        (client certificate required) a bidirectional NDJSON stream:
  *                          proxy -> ProxyMessage, control plane -> ServerMessage.
+ *                          Config: `snapshot` (whole) or, for proxies that list `delta` in hello's features,
+ *                          `delta` (SnapshotDelta: what changed since the version sent before; a whole snapshot
+ *                          after connecting, after a NACK, or when the base is no longer kept).
  *                          Every TRELLIS_STATS_INTERVAL_MS (default 5s) the proxy sends a `stats` message:
  *                          per-interval golden-metrics aggregates (src/proxy/stats.ts), with the interval's
  *                          authorization denials (a few).
@@ -66,7 +69,11 @@ export const StatsRow = z.object({
 }).strict();
 
 export const ProxyMessage = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('hello'), instance: InstanceInfo, lastVersion: z.string().optional(), certNotAfter: z.string().optional() }).strict(),
+  z.object({
+    type: z.literal('hello'), instance: InstanceInfo, lastVersion: z.string().optional(), certNotAfter: z.string().optional(),
+    /** Protocol features the proxy understands: `delta` (SnapshotDelta messages). Unknown ones are ignored. */
+    features: z.array(z.string().min(1).max(32)).max(16).optional(),
+  }).strict(),
   z.object({ type: z.literal('ack'), version: z.string() }).strict(),
   z.object({ type: z.literal('nack'), version: z.string(), error: z.string() }).strict(),
   z.object({ type: z.literal('cert'), notAfter: z.string() }).strict(),
@@ -94,6 +101,8 @@ export const ProxyMessage = z.discriminatedUnion('type', [
 
 export const ServerMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('snapshot'), snapshot: z.unknown() }).strict(),
+  /** Validated by the proxy with SnapshotDelta (snapshot.ts); only sent to proxies whose hello listed `delta`. */
+  z.object({ type: z.literal('delta'), delta: z.unknown() }).strict(),
   z.object({ type: z.literal('error'), error: z.string() }).strict(),
   z.object({
     type: z.literal('tap-start'),

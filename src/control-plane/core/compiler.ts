@@ -5,7 +5,10 @@
  *   else from the first instance; endpoints from the registry; the TrafficPolicy targeting it (first by name).
  * - routes: every HTTPRoute and TCPRoute (a proxy routes its outbound calls to any service).
  * - authorizationPolicies / jwtAuthentications: only those targeting the proxy's own service (inbound side).
- * - version: a counter persisted in the store, so it keeps increasing across restarts.
+ * - version: keeps increasing across restarts (reserved in blocks in the store, see SnapshotCompiler).
+ *
+ * Per version, everything but the per-service policies is compiled and serialised once (SharedConfig,
+ * VersionState); deltas between recent versions are computed from their per-cluster JSON.
  */
 import {
   DEFAULT_MESH_CONFIG, type Resource, type ResourceOf,
@@ -22,7 +25,7 @@ export interface CompileInput {
   version: string;
   trustDomain: string;
   resources: Resource[];
-  instances: InstanceState[];
+  instances: readonly InstanceState[];
 }
 
 function ofKind<K extends Resource['kind']>(resources: Resource[], kind: K): ResourceOf<K>[] {
@@ -31,34 +34,61 @@ function ofKind<K extends Resource['kind']>(resources: Resource[], kind: K): Res
     .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
 }
 
-/** The clusters of the mesh (same for every proxy). */
-export function compileClusters(resources: Resource[], instances: InstanceState[]): Record<string, ClusterConfig> {
+/**
+ * What a cluster was compiled from. When a service's inputs are the same at the next version (the same
+ * instance state objects — the registry replaces a state on every change — and the same Service/TrafficPolicy
+ * content), its ClusterConfig object is reused, and with it its serialised JSON (see versionJson).
+ */
+export interface ClusterInputs { key: string; instances: readonly InstanceState[]; config: ClusterConfig }
+
+/** The clusters of the mesh (same for every proxy). One pass over the instances: O(I log I + S). */
+export function compileClusters(
+  resources: Resource[], instances: readonly InstanceState[],
+  previous?: ReadonlyMap<string, ClusterInputs>, record?: Map<string, ClusterInputs>,
+): Record<string, ClusterConfig> {
   const services = new Map<string, { protocol?: Protocol; port?: number }>();
   for (const svc of ofKind(resources, 'Service')) {
     services.set(svc.metadata.name, { protocol: svc.spec.protocol, ...(svc.spec.port !== undefined ? { port: svc.spec.port } : {}) });
   }
-  const sorted = [...instances].sort((a, b) => (a.registeredAt < b.registeredAt ? -1 : a.registeredAt > b.registeredAt ? 1 : a.info.id < b.info.id ? -1 : 1));
-  for (const inst of sorted) {
-    const known = services.get(inst.info.service);
-    if (!known) services.set(inst.info.service, { protocol: inst.info.protocol });
+  // A service without a Service resource (or without its protocol) takes the protocol of its first
+  // registered instance (earliest registeredAt, then id): found in one pass, no sort of every instance.
+  const earlier = (a: InstanceState, b: InstanceState) => (a.registeredAt < b.registeredAt || (a.registeredAt === b.registeredAt && a.info.id < b.info.id));
+  const byService = new Map<string, InstanceState[]>();
+  const first = new Map<string, InstanceState>();
+  for (const inst of instances) {
+    const name = inst.info.service;
+    let list = byService.get(name);
+    if (!list) byService.set(name, (list = []));
+    list.push(inst);
+    const f = first.get(name);
+    if (!f || earlier(inst, f)) first.set(name, inst);
+  }
+  for (const [name, inst] of first) {
+    const known = services.get(name);
+    if (!known) services.set(name, { protocol: inst.info.protocol });
     else if (!known.protocol) known.protocol = inst.info.protocol;
   }
-  const policies = ofKind(resources, 'TrafficPolicy');
+  const policies = new Map<string, ResourceOf<'TrafficPolicy'>>();
+  // First by name wins.
+  for (const p of ofKind(resources, 'TrafficPolicy')) if (!policies.has(p.spec.targetRef.name)) policies.set(p.spec.targetRef.name, p);
   const clusters: Record<string, ClusterConfig> = {};
   for (const name of [...services.keys()].sort()) {
     const svc = services.get(name)!;
-    const endpoints: Endpoint[] = instances
-      .filter((i) => i.info.service === name)
-      .sort((a, b) => (a.info.id < b.info.id ? -1 : 1))
-      .map((i) => ({ id: i.info.id, address: i.info.address, labels: { ...i.info.labels }, draining: isDraining(i) }));
-    const policy = policies.find((p) => p.spec.targetRef.name === name);
-    clusters[name] = {
-      name,
-      protocol: svc.protocol ?? 'http',
-      ...(svc.port !== undefined ? { port: svc.port } : {}),
-      endpoints,
-      ...(policy ? { trafficPolicy: policy.spec, trafficPolicyName: policy.metadata.name } : {}),
-    };
+    const members = (byService.get(name) ?? []).sort((a, b) => (a.info.id < b.info.id ? -1 : 1));
+    const policy = policies.get(name);
+    const key = `${svc.protocol ?? 'http'}|${svc.port ?? ''}|${policy ? `${policy.metadata.name}|${JSON.stringify(policy.spec)}` : ''}`;
+    const old = previous?.get(name);
+    const config: ClusterConfig = old && old.key === key && old.instances.length === members.length && old.instances.every((x, i) => x === members[i])
+      ? old.config
+      : {
+        name,
+        protocol: svc.protocol ?? 'http',
+        ...(svc.port !== undefined ? { port: svc.port } : {}),
+        endpoints: members.map((i) => ({ id: i.info.id, address: i.info.address, labels: { ...i.info.labels }, draining: isDraining(i) })),
+        ...(policy ? { trafficPolicy: policy.spec, trafficPolicyName: policy.metadata.name } : {}),
+      };
+    clusters[name] = config;
+    record?.set(name, { key, instances: members, config });
   }
   return clusters;
 }
@@ -68,36 +98,220 @@ export function isDraining(i: InstanceState): boolean {
   return !i.connected && !i.restored;
 }
 
-/** Pure: the snapshot for one service's proxies. */
-export function compileSnapshot(input: CompileInput): Snapshot {
-  const { resources, service } = input;
+/**
+ * Everything of a version that does not depend on the proxy's service (clusters, routes, MeshConfig),
+ * compiled once per version, with its JSON text; the per-service part (the policies targeting that
+ * service) is small and added per service.
+ */
+export interface SharedConfig {
+  version: string;
+  trustDomain: string;
+  meshConfig: Snapshot['meshConfig'];
+  clusters: Snapshot['clusters'];
+  httpRoutes: Snapshot['httpRoutes'];
+  tcpRoutes: Snapshot['tcpRoutes'];
+  authorizationPolicies: Snapshot['authorizationPolicies'];
+  jwtAuthentications: Snapshot['jwtAuthentications'];
+}
+
+/** Pure: the shared part of a version. */
+export function compileShared(
+  input: Omit<CompileInput, 'service'>,
+  previous?: ReadonlyMap<string, ClusterInputs>, record?: Map<string, ClusterInputs>,
+): SharedConfig {
+  const { resources } = input;
   const mesh = ofKind(resources, 'MeshConfig').find((m) => m.metadata.name === 'default');
   return {
     version: input.version,
     trustDomain: input.trustDomain,
     meshConfig: mesh ? mesh.spec : DEFAULT_MESH_CONFIG,
-    clusters: compileClusters(resources, input.instances),
+    clusters: compileClusters(resources, input.instances, previous, record),
     httpRoutes: ofKind(resources, 'HTTPRoute'),
     tcpRoutes: ofKind(resources, 'TCPRoute'),
-    authorizationPolicies: ofKind(resources, 'AuthorizationPolicy').filter((p) => p.spec.targetRef.name === service),
-    jwtAuthentications: ofKind(resources, 'JWTAuthentication').filter((p) => p.spec.targetRef.name === service),
+    authorizationPolicies: ofKind(resources, 'AuthorizationPolicy'),
+    jwtAuthentications: ofKind(resources, 'JWTAuthentication'),
   };
+}
+
+/** Pure: the snapshot of one service's proxies, from the shared part (shares its objects: treat as immutable). */
+export function snapshotOf(shared: SharedConfig, service: string): Snapshot {
+  return {
+    version: shared.version,
+    trustDomain: shared.trustDomain,
+    meshConfig: shared.meshConfig,
+    clusters: shared.clusters,
+    httpRoutes: shared.httpRoutes,
+    tcpRoutes: shared.tcpRoutes,
+    authorizationPolicies: shared.authorizationPolicies.filter((p) => p.spec.targetRef.name === service),
+    jwtAuthentications: shared.jwtAuthentications.filter((p) => p.spec.targetRef.name === service),
+  };
+}
+
+/** Pure: the snapshot for one service's proxies. */
+export function compileSnapshot(input: CompileInput): Snapshot {
+  return snapshotOf(compileShared(input), input.service);
+}
+
+/**
+ * A config message as it goes on the wire — `{"type":"snapshot","snapshot":{...}}\n`, or for proxies that
+ * take deltas `{"type":"delta","delta":{...}}\n` — as buffers written back to back: the shared head
+ * (serialised once per version, or per (base, version) for a delta; the same Buffer for every proxy) and
+ * the small per-service tail.
+ */
+export interface WireSnapshot {
+  version: string;
+  /** Set for a delta: the version the proxy must be at. */
+  baseVersion?: string;
+  chunks: readonly Buffer[];
+  bytes: number;
+}
+
+/** The JSON text of one version's parts, kept for a few versions so deltas can be computed against them. */
+interface VersionJson {
+  clusters: Map<string, string>;
+  trustDomain: string;
+  meshConfig: string;
+  /** Per HTTPRoute, in name order. */
+  httpRoutes: Map<string, string>;
+  tcpRoutes: string;
+}
+
+/** JSON of a ClusterConfig object, kept while the object lives (unchanged clusters are reused across versions). */
+const clusterJsonCache = new WeakMap<ClusterConfig, string>();
+
+function versionJson(s: SharedConfig): VersionJson {
+  const clusters = new Map<string, string>();
+  for (const [name, c] of Object.entries(s.clusters)) {
+    let json = clusterJsonCache.get(c);
+    if (json === undefined) clusterJsonCache.set(c, (json = JSON.stringify(c)));
+    clusters.set(name, json);
+  }
+  return {
+    clusters, trustDomain: s.trustDomain, meshConfig: JSON.stringify(s.meshConfig),
+    httpRoutes: new Map(s.httpRoutes.map((r) => [r.metadata.name, JSON.stringify(r)])), tcpRoutes: JSON.stringify(s.tcpRoutes),
+  };
+}
+
+function clustersJson(names: Iterable<string>, json: Map<string, string>): string {
+  const parts: string[] = [];
+  for (const n of names) parts.push(`${JSON.stringify(n)}:${json.get(n)!}`);
+  return `{${parts.join(',')}}`;
+}
+
+class VersionState {
+  shared?: Promise<SharedConfig>;
+  readonly json: Promise<VersionJson>;
+  private head?: Promise<Buffer>;
+  private wires = new Map<string, Promise<WireSnapshot>>();
+  private snapshots = new Map<string, Promise<Snapshot>>();
+  private deltaHeads = new Map<string, Promise<Buffer>>();
+
+  constructor(readonly version: string, compile: () => Promise<SharedConfig>) {
+    this.shared = compile();
+    this.json = this.shared.then(versionJson);
+  }
+
+  /** No longer current: keep only the JSON text (deltas from this version), drop objects and buffers. */
+  retire(): void {
+    this.shared = undefined;
+    this.head = undefined;
+    this.wires = new Map();
+    this.snapshots = new Map();
+    this.deltaHeads = new Map();
+  }
+
+  private get live(): Promise<SharedConfig> {
+    if (!this.shared) throw new Error(`config version ${this.version} is no longer current`);
+    return this.shared;
+  }
+
+  snapshot(service: string): Promise<Snapshot> {
+    let s = this.snapshots.get(service);
+    if (!s) this.snapshots.set(service, (s = this.live.then((shared) => snapshotOf(shared, service))));
+    return s;
+  }
+
+  /** The whole snapshot, or with `base` (an older, retained version) the delta from it. */
+  wire(service: string, base?: VersionState): Promise<WireSnapshot> {
+    const key = base ? `${base.version}\n${service}` : service;
+    let w = this.wires.get(key);
+    if (!w) {
+      w = base ? this.deltaWire(service, base) : this.fullWire(service);
+      this.wires.set(key, w);
+    }
+    return w;
+  }
+
+  private fullWire(service: string): Promise<WireSnapshot> {
+    this.head ??= this.json.then((j) => Buffer.from(`{"type":"snapshot","snapshot":{"version":${JSON.stringify(this.version)},"trustDomain":${JSON.stringify(j.trustDomain)},`
+      + `"meshConfig":${j.meshConfig},"clusters":${clustersJson(j.clusters.keys(), j.clusters)},"httpRoutes":[${[...j.httpRoutes.values()].join(',')}],`
+      + `"tcpRoutes":${j.tcpRoutes},`));
+    return Promise.all([this.head, this.snapshot(service)]).then(([head, snap]) => {
+      const tail = Buffer.from(`"authorizationPolicies":${JSON.stringify(snap.authorizationPolicies)},"jwtAuthentications":${JSON.stringify(snap.jwtAuthentications)}}}\n`);
+      return { version: this.version, chunks: [head, tail], bytes: head.length + tail.length };
+    });
+  }
+
+  private deltaWire(service: string, base: VersionState): Promise<WireSnapshot> {
+    let head = this.deltaHeads.get(base.version);
+    if (!head) {
+      head = Promise.all([this.json, base.json]).then(([cur, old]) => {
+        const changed: string[] = [];
+        for (const [name, text] of cur.clusters) if (old.clusters.get(name) !== text) changed.push(name);
+        const removed = [...old.clusters.keys()].filter((n) => !cur.clusters.has(n));
+        let text = `{"type":"delta","delta":{"version":${JSON.stringify(this.version)},"baseVersion":${JSON.stringify(base.version)},`
+          + `"trustDomain":${JSON.stringify(cur.trustDomain)},"clusters":${clustersJson(changed, cur.clusters)},"removedClusters":${JSON.stringify(removed)}`;
+        if (cur.meshConfig !== old.meshConfig) text += `,"meshConfig":${cur.meshConfig}`;
+        const routes: string[] = [];
+        for (const [name, json] of cur.httpRoutes) if (old.httpRoutes.get(name) !== json) routes.push(json);
+        const removedRoutes = [...old.httpRoutes.keys()].filter((n) => !cur.httpRoutes.has(n));
+        if (routes.length > 0) text += `,"httpRoutes":[${routes.join(',')}]`;
+        if (removedRoutes.length > 0) text += `,"removedHttpRoutes":${JSON.stringify(removedRoutes)}`;
+        if (cur.tcpRoutes !== old.tcpRoutes) text += `,"tcpRoutes":${cur.tcpRoutes}`;
+        return Buffer.from(text);
+      });
+      this.deltaHeads.set(base.version, head);
+    }
+    // The per-service policies are small: sent whole in every delta.
+    return Promise.all([head, this.snapshot(service)]).then(([h, snap]) => {
+      const tail = Buffer.from(`,"authorizationPolicies":${JSON.stringify(snap.authorizationPolicies)},"jwtAuthentications":${JSON.stringify(snap.jwtAuthentications)}}}\n`);
+      return { version: this.version, baseVersion: base.version, chunks: [h, tail], bytes: h.length + tail.length };
+    });
+  }
 }
 
 export interface InstanceSource {
   list(): InstanceState[];
+  /** The same without copies, when the source can (read-only). */
+  states?(): readonly InstanceState[];
 }
 
+/** Versions are reserved in blocks: the store is written once per VERSION_BLOCK versions, not per change. */
+export const VERSION_CEILING = 'config-version-ceiling';
+export const VERSION_BLOCK = 1000;
+/** How many versions back a delta can start from (older bases get the whole snapshot). */
+export const DELTA_BASES_KEPT = 8;
+
 /**
- * Holds the current config version and compiles snapshots at it. A snapshot for (version, service) is
- * compiled once and cached, so every proxy of a service sees the same content for a given version.
+ * Holds the current config version and compiles snapshots at it. The shared part of a version is compiled
+ * and serialised once; a snapshot for (version, service) is built once and cached, so every proxy of a
+ * service sees the same content (and the same bytes) for a given version. Older versions keep only their
+ * JSON text, for deltas (DELTA_BASES_KEPT of them).
+ *
+ * Versions keep increasing across restarts: the store holds a ceiling above every version handed out
+ * (raised by VERSION_BLOCK before it is reached), and a start begins above it.
  */
 export class SnapshotCompiler {
   private readonly store: Store;
   private readonly registry: InstanceSource;
   readonly trustDomain: string;
-  private version = '0';
-  private cache = new Map<string, Promise<Snapshot>>();
+  private version = 0;
+  private ceiling = 0;
+  private state?: VersionState;
+  /** Recent versions (current included), oldest first: deltas can be computed from them. */
+  private readonly recent = new Map<string, VersionState>();
+  /** The last compile's per-cluster inputs: unchanged clusters are reused (object and JSON). */
+  private lastInputs?: Map<string, ClusterInputs>;
 
   constructor(store: Store, registry: InstanceSource, trustDomain: string) {
     this.store = store;
@@ -107,34 +321,66 @@ export class SnapshotCompiler {
 
   /** Starts a new version at startup, above every version served before a restart. */
   async init(): Promise<string> {
+    // VERSION_COUNTER: what data dirs of earlier releases persisted (one write per version).
+    const counter = await this.store.getCounter(VERSION_COUNTER);
+    const ceiling = Number((await this.store.getBlob(VERSION_CEILING)) ?? '0');
+    this.version = Math.max(counter, Number.isFinite(ceiling) ? ceiling : 0);
+    this.ceiling = this.version;
     return this.bump();
   }
 
   get currentVersion(): string {
-    return this.version;
+    return String(this.version);
   }
 
   /** Moves to a new version (call after resources or the registry changed). */
   async bump(): Promise<string> {
-    const n = await this.store.increment(VERSION_COUNTER);
-    this.version = String(n);
-    this.cache = new Map();
-    return this.version;
+    const next = this.version + 1;
+    if (next > this.ceiling) {
+      const ceiling = next + VERSION_BLOCK - 1;
+      await this.store.putBlob(VERSION_CEILING, String(ceiling));
+      this.ceiling = ceiling;
+    }
+    this.version = next;
+    this.state = undefined;
+    return String(next);
+  }
+
+  private current(): VersionState {
+    if (!this.state) {
+      const version = String(this.version);
+      // Inputs are read now: a later change makes a new version.
+      const instances = this.registry.states?.() ?? this.registry.list();
+      const state = new VersionState(version, () => this.store.listResources().then((resources) => {
+        const record = new Map<string, ClusterInputs>();
+        const shared = compileShared({ version, trustDomain: this.trustDomain, resources, instances }, this.lastInputs, record);
+        this.lastInputs = record;
+        return shared;
+      }));
+      state.json.catch(() => {
+        if (this.state === state) this.state = undefined;
+        this.recent.delete(version);
+      });
+      for (const old of this.recent.values()) old.retire();
+      this.recent.set(version, state);
+      while (this.recent.size > DELTA_BASES_KEPT) this.recent.delete(this.recent.keys().next().value!);
+      this.state = state;
+    }
+    return this.state;
   }
 
   /** The snapshot for `service` at the current version. */
   snapshotFor(service: string): Promise<Snapshot> {
-    let cached = this.cache.get(service);
-    if (!cached) {
-      const version = this.version;
-      const instances = this.registry.list();
-      cached = this.store.listResources().then((resources) =>
-        compileSnapshot({ service, version, trustDomain: this.trustDomain, resources, instances }));
-      const cache = this.cache;
-      const entry = cached;
-      entry.catch(() => { if (cache.get(service) === entry) cache.delete(service); });
-      cache.set(service, entry);
-    }
-    return cached;
+    return this.current().snapshot(service);
+  }
+
+  /**
+   * The config message for `service` at the current version, serialised (bytes shared across proxies):
+   * the delta from `baseVersion` when that version is recent enough, else the whole snapshot.
+   */
+  wireFor(service: string, baseVersion?: string): Promise<WireSnapshot> {
+    const current = this.current();
+    const base = baseVersion !== undefined && baseVersion !== current.version ? this.recent.get(baseVersion) : undefined;
+    return current.wire(service, base);
   }
 }

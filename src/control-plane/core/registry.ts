@@ -29,6 +29,12 @@ export interface RegistryOptions {
   graceMs?: number;
   now?: () => Date;
   onError?: (err: unknown) => void;
+  /**
+   * Wait this long after a change before writing its batch (default 0: right after the current turn).
+   * The control plane uses a short delay so a burst of registrations makes one write, and the config push
+   * of a change goes out before the store serialises its state.
+   */
+  persistDelayMs?: number;
 }
 
 interface Entry {
@@ -45,18 +51,22 @@ export interface RegistryEvents {
 
 export class Registry extends EventEmitter<RegistryEvents> implements ServiceDirectory {
   readonly graceMs: number;
+  private readonly persistDelayMs: number;
   private readonly store: Store;
   private readonly now: () => Date;
   private readonly onError: (err: unknown) => void;
   private readonly entries = new Map<string, Entry>();
   private nextLease = 1;
   private persistChain: Promise<void> = Promise.resolve();
+  private readonly dirty = new Map<string, InstanceRecord | null>();
+  private flushQueued = false;
   private closed = false;
 
   constructor(store: Store, opts: RegistryOptions = {}) {
     super();
     this.store = store;
     this.graceMs = opts.graceMs ?? DEFAULT_INSTANCE_GRACE_MS;
+    this.persistDelayMs = opts.persistDelayMs ?? 0;
     this.now = opts.now ?? (() => new Date());
     this.onError = opts.onError ?? (() => undefined);
   }
@@ -123,6 +133,17 @@ export class Registry extends EventEmitter<RegistryEvents> implements ServiceDir
       .sort((a, b) => (a.info.service === b.info.service ? cmp(a.info.id, b.info.id) : cmp(a.info.service, b.info.service)));
   }
 
+  /**
+   * The current states without copying them (for the snapshot compiler, once per config version): a state
+   * object is never changed in place — every change replaces it — so the array is a consistent view.
+   * Read-only for the caller.
+   */
+  states(): readonly InstanceState[] {
+    const out: InstanceState[] = [];
+    for (const e of this.entries.values()) out.push(e.state);
+    return out;
+  }
+
   instancesOf(service: string): InstanceState[] {
     return this.list().filter((s) => s.info.service === service);
   }
@@ -164,19 +185,35 @@ export class Registry extends EventEmitter<RegistryEvents> implements ServiceDir
     if (!entry) return;
     if (entry.timer) clearTimeout(entry.timer);
     this.entries.delete(id);
-    this.enqueue(() => this.store.deleteInstance(id).then(() => undefined));
+    this.markDirty(id, null);
     this.emit('removed', id, entry.state.info.service);
     this.emit('change');
   }
 
   private persist(state: InstanceState): void {
     const { connected: _connected, restored: _restored, ...record } = cloneState(state);
-    this.enqueue(() => this.store.putInstance(record));
+    this.markDirty(record.info.id, record);
   }
 
-  private enqueue(op: () => Promise<void>): void {
+  /**
+   * Persistence is batched: changes are collected by instance id (the last one wins) and written together
+   * once the previous batch is durable — with the embedded store one write of the whole state per batch,
+   * not per change (10,000 instances make that state megabytes). Order per instance is kept.
+   */
+  private markDirty(id: string, record: InstanceRecord | null): void {
     if (this.closed) return;
-    this.persistChain = this.persistChain.then(op).catch((err) => this.onError(err));
+    this.dirty.set(id, record);
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    const delay = this.persistDelayMs;
+    this.persistChain = this.persistChain.then(() => (delay > 0 ? new Promise<void>((r) => setTimeout(r, delay)) : undefined)).then(() => {
+      this.flushQueued = false;
+      const batch = [...this.dirty];
+      this.dirty.clear();
+      // Concurrent calls: the store shares one write among them.
+      return Promise.all(batch.map(([key, rec]) => (rec ? this.store.putInstance(rec) : this.store.deleteInstance(key).then(() => undefined))))
+        .then(() => undefined);
+    }).catch((err) => this.onError(err));
   }
 }
 

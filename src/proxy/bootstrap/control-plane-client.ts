@@ -10,6 +10,9 @@ import { controlPlaneId, uriSans } from '../../pki/uri-sans.js';
 import { CaInfo, CertificateResponse, XDS_PATHS, type CertificateResponse as CertResp } from '../../api/schema/xds.js';
 import { parseHostPort } from '../../shared/address.js';
 
+const STREAM_WINDOW = 4 * 1024 * 1024;
+const SESSION_WINDOW = 8 * 1024 * 1024;
+
 export class ControlPlaneClient {
   caPem?: string;
 
@@ -38,9 +41,15 @@ export class ControlPlaneClient {
   connect(clientCert?: { keyPem: string; certPem: string }, timeoutMs = 5000): Promise<http2.ClientHttp2Session> {
     const opts = this.connectOptions(clientCert);
     return new Promise((resolve, reject) => {
-      const session = http2.connect(`https://${this.address}`, { createConnection: () => tls.connect(opts) });
+      // Large flow-control windows: a snapshot of a big mesh (megabytes) arrives without waiting for a
+      // WINDOW_UPDATE every 64 KiB (the HTTP/2 default), which matters most when the proxy is busy.
+      const session = http2.connect(`https://${this.address}`, { createConnection: () => tls.connect(opts), settings: { initialWindowSize: STREAM_WINDOW } });
       const timer = setTimeout(() => { session.destroy(); reject(new Error(`control plane ${this.address}: connect timed out`)); }, timeoutMs);
-      session.once('connect', () => { clearTimeout(timer); resolve(session); });
+      session.once('connect', () => {
+        clearTimeout(timer);
+        try { session.setLocalWindowSize(SESSION_WINDOW); } catch { /* closing */ }
+        resolve(session);
+      });
       session.once('error', (err) => { clearTimeout(timer); reject(new Error(`control plane ${this.address}: ${err.message}`)); });
     });
   }

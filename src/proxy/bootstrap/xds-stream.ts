@@ -15,6 +15,8 @@ import type { ControlPlaneClient } from './control-plane-client.js';
 export interface SnapshotHandler {
   /** Applies a raw snapshot; resolves with its version, or rejects with the reason to NACK. */
   apply(raw: unknown): Promise<string>;
+  /** Applies a raw SnapshotDelta (same contract). When present, hello announces the `delta` feature. */
+  applyDelta?(raw: unknown): Promise<string>;
 }
 
 export interface Backoff { baseMs: number; maxMs: number }
@@ -25,6 +27,43 @@ export function backoffDelay(attempt: number, b: Backoff, random = Math.random):
 }
 
 const MAX_LINE = 64 * 1024 * 1024;
+
+/**
+ * NDJSON framing in linear time: a snapshot line of megabytes arrives in many chunks, and only each new
+ * chunk is searched for the newline (not the whole buffer again); the pieces are joined once.
+ */
+export class LineSplitter {
+  private pieces: string[] = [];
+  private size = 0;
+
+  constructor(private readonly maxLine: number) {}
+
+  /** Feeds a chunk; calls onLine for every complete line. Returns false when a line exceeds maxLine. */
+  push(chunk: string, onLine: (line: string) => void): boolean {
+    let start = 0;
+    let nl: number;
+    while ((nl = chunk.indexOf('\n', start)) !== -1) {
+      const part = chunk.slice(start, nl);
+      let line = part;
+      if (this.pieces.length > 0) {
+        this.pieces.push(part);
+        line = this.pieces.join('');
+        this.pieces = [];
+        this.size = 0;
+      }
+      if (line.length > this.maxLine) return false;
+      onLine(line);
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      const rest = chunk.slice(start);
+      this.size += rest.length;
+      if (this.size > this.maxLine) return false;
+      this.pieces.push(rest);
+    }
+    return true;
+  }
+}
 
 export class XdsStream extends EventEmitter {
   private session?: http2.ClientHttp2Session;
@@ -59,7 +98,7 @@ export class XdsStream extends EventEmitter {
       this.session = session;
       const stream = session.request({ ':method': 'POST', ':path': XDS_PATHS.stream, 'content-type': 'application/x-ndjson' });
       this.stream = stream;
-      let buffer = '';
+      const lines = new LineSplitter(MAX_LINE);
       let opened = false;
       stream.setEncoding('utf8');
       stream.on('response', (h) => {
@@ -73,17 +112,13 @@ export class XdsStream extends EventEmitter {
         this.connected = true;
         this.attempt = 0;
         this.emit('connected');
-        this.send({ type: 'hello', instance: this.instance, lastVersion: this.lastVersion, certNotAfter: this.certNotAfter?.().toISOString() });
+        this.send({
+          type: 'hello', instance: this.instance, lastVersion: this.lastVersion, certNotAfter: this.certNotAfter?.().toISOString(),
+          ...(this.handler.applyDelta ? { features: ['delta'] } : {}),
+        });
       });
       stream.on('data', (chunk: string) => {
-        buffer += chunk;
-        if (buffer.length > MAX_LINE) { stream.close(); return; }
-        let nl: number;
-        while ((nl = buffer.indexOf('\n')) !== -1) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          if (line.trim()) void this.onLine(line);
-        }
+        if (!lines.push(chunk, (line) => { if (line.trim()) void this.onLine(line); })) stream.close();
       });
       const onEnd = () => {
         if (this.stream !== stream) return;
@@ -125,9 +160,11 @@ export class XdsStream extends EventEmitter {
       this.emit(msg.type, msg);
       return;
     }
-    const version = (msg.snapshot as { version?: unknown } | null)?.version;
+    const raw = msg.type === 'delta' ? msg.delta : msg.snapshot;
+    const version = (raw as { version?: unknown } | null)?.version;
     try {
-      const applied = await this.handler.apply(msg.snapshot);
+      if (msg.type === 'delta' && !this.handler.applyDelta) throw new Error('this proxy does not take deltas');
+      const applied = msg.type === 'delta' ? await this.handler.applyDelta!(raw) : await this.handler.apply(raw);
       this.lastVersion = applied;
       this.send({ type: 'ack', version: applied });
     } catch (err) {

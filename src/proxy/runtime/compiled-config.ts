@@ -24,6 +24,7 @@ export interface CompiledConfig {
   readonly version: string;
   readonly snapshot: Snapshot;
   readonly clusters: ReadonlyMap<string, ClusterRuntime>;
+  /** Route tables of the destinations whose outbound chain is built (those with HTTPRoutes, then on first use). */
   readonly routeTables: ReadonlyMap<string, RouteTable>;
   /** The outbound chain for a destination service, or undefined when the mesh has no such service. */
   outbound(service: string): Next | undefined;
@@ -34,22 +35,39 @@ export interface CompiledConfig {
   tcpBackend(service: string): Backend | undefined;
   /** MeshConfig.accessLog of this version; undefined (nothing to do per request) when absent. */
   readonly accessLog: AccessLogger | undefined;
+  /** Stops every cluster's timers (health checks, outlier sweeps). */
   dispose(): void;
+  /** Swapped out for `next`: stops the clusters `next` did not carry over. */
+  retire(next: CompiledConfig): void;
 }
 
-export function compileConfig(snapshot: Snapshot, services: ProxyServices, probeFor: (cluster: ClusterConfig) => Probe): CompiledConfig {
+/**
+ * With `previous`, a cluster whose ClusterConfig is the very same object as in the previous version (an
+ * unchanged cluster carried over by a delta) keeps its ClusterRuntime — balancers, health checker and
+ * outlier detector go on as in Envoy for an unchanged cluster; everything else (chains, route tables,
+ * per-version filter state) is built anew.
+ */
+export function compileConfig(snapshot: Snapshot, services: ProxyServices, probeFor: (cluster: ClusterConfig) => Probe, previous?: CompiledConfig): CompiledConfig {
   const clusters = new Map<string, ClusterRuntime>();
+  const built: ClusterRuntime[] = [];
   const ctx: BuildContext = { snapshot, services, self: services.service, clusters };
   const live = new Set<EndpointState>();
   const liveAddresses = new Set<string>();
   try {
     for (const [name, config] of Object.entries(snapshot.clusters)) {
+      const kept = previous?.clusters.get(name);
+      if (kept && kept.config === config) {
+        clusters.set(name, kept);
+        continue;
+      }
       const endpoints = services.endpoints.resolve(name, config.endpoints);
       for (const ep of endpoints) { live.add(ep); liveAddresses.add(ep.address); }
-      clusters.set(name, new ClusterRuntime(config, endpoints, {
+      const cluster = new ClusterRuntime(config, endpoints, {
         probe: probeFor(config),
         onEject: (service) => services.metrics.outlierEjections.labels({ destination: service }).inc(),
-      }));
+      });
+      built.push(cluster);
+      clusters.set(name, cluster);
     }
 
     // A route may still name a service that was deleted since: it gets an empty cluster, so its
@@ -58,13 +76,15 @@ export function compileConfig(snapshot: Snapshot, services: ProxyServices, probe
       if (clusters.has(name)) continue;
       services.log.warn('a route references a service that does not exist', { service: name });
       const empty: ClusterConfig = { name, protocol: 'http', endpoints: [] };
-      clusters.set(name, new ClusterRuntime(empty, [], { probe: probeFor(empty) }));
+      const cluster = new ClusterRuntime(empty, [], { probe: probeFor(empty) });
+      built.push(cluster);
+      clusters.set(name, cluster);
     }
     const declared = new Set(Object.keys(snapshot.clusters));
 
     const routeTables = new Map<string, RouteTable>();
     const outbound = new Map<string, Next>();
-    for (const name of declared) {
+    const buildOutbound = (name: string): Next => {
       const table = compileRouteTable(name, snapshot.httpRoutes);
       routeTables.set(name, table);
       const ruleChains = new Map<string, Next>();
@@ -80,21 +100,78 @@ export function compileConfig(snapshot: Snapshot, services: ProxyServices, probe
         return ruleChains.get(rule.name)!(req);
       };
       const cluster = clusters.get(name);
-      outbound.set(name, composeChain(buildAll(SERVICE_OUTBOUND.map((f) => () => f.build(ctx, name, cluster))), dispatch));
-    }
+      const chain = composeChain(buildAll(SERVICE_OUTBOUND.map((f) => () => f.build(ctx, name, cluster))), dispatch);
+      outbound.set(name, chain);
+      return chain;
+    };
+    // Destinations with HTTPRoutes are built now: a route's filters can be invalid, and that must NACK the
+    // version. The others have only the default route (their TrafficPolicy, validated by the schema): built
+    // on first use, once per version — a proxy of a 1,000-service mesh calls a few of them.
+    const routed = new Set<string>();
+    for (const route of snapshot.httpRoutes) for (const p of route.spec.parentRefs) routed.add(p.name);
+    // Unless nothing they depend on changed since `previous`, which built them then (the same route objects
+    // attached, MeshConfig and cluster).
+    const attached = (routes: Snapshot['httpRoutes']) => {
+      const m = new Map<string, unknown[]>();
+      for (const r of routes) for (const p of r.spec.parentRefs) { let l = m.get(p.name); if (!l) m.set(p.name, (l = [])); l.push(r); }
+      return m;
+    };
+    const nowAttached = previous ? attached(snapshot.httpRoutes) : undefined;
+    const prevAttached = previous ? (snapshot.httpRoutes === previous.snapshot.httpRoutes ? nowAttached : attached(previous.snapshot.httpRoutes)) : undefined;
+    const sameRoutes = (name: string) => {
+      const a = nowAttached!.get(name) ?? [];
+      const b = prevAttached!.get(name) ?? [];
+      return a.length === b.length && a.every((r, i) => r === b[i]);
+    };
+    const unchanged = (name: string) => previous !== undefined && snapshot.meshConfig === previous.snapshot.meshConfig
+      && clusters.get(name) === previous.clusters.get(name) && sameRoutes(name);
+    for (const name of declared) if (routed.has(name) && !unchanged(name)) buildOutbound(name);
+    const lazyOutbound = (name: string): Next => {
+      try {
+        return buildOutbound(name);
+      } catch (err) {
+        services.log.error('could not build the outbound chain', { service: name, error: (err as Error).message });
+        const failed: Next = () => Promise.reject(new MeshError('NO_ROUTE', `the route to ${name} could not be built: ${(err as Error).message}`));
+        outbound.set(name, failed);
+        return failed;
+      }
+    };
 
     const inboundFilters = buildAll(SERVICE_INBOUND.map((f) => () => f.build(ctx, services.service, clusters.get(services.service))));
     const inbound = composeChain(inboundFilters, (req) => services.app.forward(req));
 
     const tcpPickers = new Map<string, WeightedPicker<Backend>>();
-    for (const name of declared) {
-      const route = snapshot.tcpRoutes.find((r) => r.spec.parentRefs.some((p) => p.name === name));
-      const refs = route ? route.spec.rules.flatMap((rule) => rule.backendRefs) : undefined;
-      tcpPickers.set(name, new WeightedPicker(resolveBackends(refs, name, clusters).map((b) => ({ item: b.backend, weight: b.weight }))));
-    }
+    const tcpPicker = (name: string): WeightedPicker<Backend> => {
+      let picker = tcpPickers.get(name);
+      if (!picker) {
+        const route = snapshot.tcpRoutes.find((r) => r.spec.parentRefs.some((p) => p.name === name));
+        const refs = route ? route.spec.rules.flatMap((rule) => rule.backendRefs) : undefined;
+        picker = new WeightedPicker(resolveBackends(refs, name, clusters).map((b) => ({ item: b.backend, weight: b.weight })));
+        tcpPickers.set(name, picker);
+      }
+      return picker;
+    };
+    // TCPRoute backends are checked now (an unknown backend must NACK), the plain services on first use.
+    for (const route of snapshot.tcpRoutes) for (const p of route.spec.parentRefs) if (declared.has(p.name)) tcpPicker(p.name);
 
-    services.endpoints.retain(live);
-    services.peers.retain(liveAddresses);
+    if (!previous) {
+      services.endpoints.retain(live);
+      services.peers.retain(liveAddresses);
+    } else {
+      // Only the clusters not carried over can have lost endpoints: forget those, and close peer sessions
+      // to addresses no endpoint has any more.
+      const gone: Array<{ service: string; state: EndpointState }> = [];
+      for (const [name, old] of previous.clusters) {
+        if (clusters.get(name) === old) continue;
+        for (const state of old.endpoints) if (!live.has(state)) gone.push({ service: name, state });
+      }
+      if (gone.length > 0) {
+        services.endpoints.forget(gone);
+        const addresses = new Set<string>();
+        for (const c of clusters.values()) for (const ep of c.endpoints) addresses.add(ep.address);
+        services.peers.retain(addresses);
+      }
+    }
     const inboundAuthz = compileAuthz(services.service, snapshot.authorizationPolicies, snapshot.meshConfig.authorization.default);
     return {
       inboundAuthz,
@@ -102,14 +179,19 @@ export function compileConfig(snapshot: Snapshot, services: ProxyServices, probe
       snapshot,
       clusters,
       routeTables,
-      outbound: (service) => outbound.get(service),
+      outbound: (service) => outbound.get(service) ?? (declared.has(service) ? lazyOutbound(service) : undefined),
       inbound,
-      tcpBackend: (service) => tcpPickers.get(service)?.pick(),
+      tcpBackend: (service) => (declared.has(service) ? tcpPicker(service).pick() : undefined),
       accessLog: buildAccessLogger(snapshot.meshConfig, () => stdoutLineWriter(() => services.metrics.accessLogDropped.inc())),
       dispose: () => { for (const c of clusters.values()) c.dispose(); },
+      retire: (next) => {
+        const carried = new Set(next.clusters.values());
+        for (const c of clusters.values()) if (!carried.has(c)) c.dispose();
+      },
     };
   } catch (err) {
-    for (const c of clusters.values()) c.dispose();
+    // Only what this call built: carried-over clusters still belong to the previous version.
+    for (const c of built) c.dispose();
     throw err;
   }
 }

@@ -24,6 +24,14 @@ export class EndpointRegistry {
     });
   }
 
+  /** Forgets these endpoints (of clusters that changed), unless a newer state replaced them under the same key. */
+  forget(gone: ReadonlyArray<{ service: string; state: EndpointState }>): void {
+    for (const { service, state } of gone) {
+      const key = `${service}|${state.id}|${state.address}`;
+      if (this.states.get(key) === state) this.states.delete(key);
+    }
+  }
+
   /** Forgets endpoints no longer present in the live snapshot. */
   retain(live: ReadonlySet<EndpointState>): void {
     for (const [key, state] of this.states) if (!live.has(state)) this.states.delete(key);

@@ -2,7 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Snapshot } from '../../../src/api/schema/snapshot.js';
 import { DEFAULT_MESH_CONFIG, Resource } from '../../../src/api/schema/resources.js';
-import { SnapshotCompiler, compileSnapshot } from '../../../src/control-plane/core/compiler.js';
+import { SnapshotCompiler, VERSION_BLOCK, VERSION_CEILING, VERSION_COUNTER, compileSnapshot } from '../../../src/control-plane/core/compiler.js';
+import { ServerMessage } from '../../../src/api/schema/xds.js';
 import { Registry, type InstanceState } from '../../../src/control-plane/core/registry.js';
 import { API, authzPolicy, httpRoute, openStore, service, trafficPolicy } from './fixtures.js';
 
@@ -99,6 +100,91 @@ describe('SnapshotCompiler versions', () => {
     const snap = await compiler.snapshotFor('web');
     assert.deepEqual(Object.keys(snap.clusters), ['api', 'web']);
     assert.equal(snap.clusters.web!.endpoints[0]!.id, 'w1');
+    await registry.close();
+  });
+});
+
+describe('SnapshotCompiler shared compilation and wire form', () => {
+  it('serialises the same snapshot snapshotFor returns, with the per-service policies, sharing the head bytes', async () => {
+    const store = await openStore();
+    const registry = new Registry(store);
+    await store.writeResources(parse([service('api'), service('web'), authzPolicy('web-authz', 'web'), authzPolicy('api-authz', 'api', 'DENY'),
+      httpRoute('web-route', 'web', [{ name: 'web', weight: 90 }, { name: 'api', weight: 10 }])]));
+    registry.connect({ id: 'w1', service: 'web', address: '127.0.0.1:1', protocol: 'http', labels: { version: 'v1' } });
+    const compiler = new SnapshotCompiler(store, registry, 'td');
+    await compiler.init();
+    const web = await compiler.wireFor('web');
+    const api = await compiler.wireFor('api');
+    assert.equal(web.chunks[0], api.chunks[0], 'one head Buffer per version, shared by every service');
+    assert.equal(web.bytes, web.chunks.reduce((a, c) => a + c.length, 0));
+    const text = Buffer.concat(web.chunks).toString('utf8');
+    assert.ok(text.endsWith('}\n') && text.indexOf('\n') === text.length - 1, 'exactly one NDJSON line');
+    const msg = ServerMessage.parse(JSON.parse(text));
+    assert.equal(msg.type, 'snapshot');
+    const snap = Snapshot.parse((msg as { snapshot: unknown }).snapshot);
+    assert.deepEqual(snap, Snapshot.parse(await compiler.snapshotFor('web')));
+    assert.deepEqual(snap.authorizationPolicies.map((p) => p.metadata.name), ['web-authz']);
+    const apiSnap = Snapshot.parse(JSON.parse(Buffer.concat(api.chunks).toString('utf8')).snapshot);
+    assert.deepEqual(apiSnap.authorizationPolicies.map((p) => p.metadata.name), ['api-authz']);
+    assert.equal(await compiler.wireFor('web'), web, 'cached for the version');
+    await compiler.bump();
+    assert.notEqual(await compiler.wireFor('web'), web, 'a new version compiles again');
+    await registry.close();
+  });
+
+  it('reserves versions in blocks: the store is written once per block, and a restart starts above the block', async () => {
+    const store = await openStore();
+    const registry = new Registry(store);
+    const first = new SnapshotCompiler(store, registry, 'td');
+    const v1 = Number(await first.init());
+    const ceiling = Number(await store.getBlob(VERSION_CEILING));
+    assert.equal(ceiling, v1 + VERSION_BLOCK - 1);
+    for (let i = 0; i < 5; i++) await first.bump();
+    assert.equal(Number(await store.getBlob(VERSION_CEILING)), ceiling, 'no write inside the block');
+    const restarted = new SnapshotCompiler(store, registry, 'td');
+    assert.ok(Number(await restarted.init()) > ceiling);
+  });
+
+  it('starts above the per-version counter of earlier data dirs', async () => {
+    const store = await openStore();
+    for (let i = 0; i < 7; i++) await store.increment(VERSION_COUNTER);
+    const compiler = new SnapshotCompiler(store, new Registry(store), 'td');
+    assert.equal(await compiler.init(), '8');
+  });
+
+  it('compiles 1,000 services and 10,000 instances in one pass', () => {
+    const resources = parse(Array.from({ length: 1000 }, (_, i) => service(`s${i}`)));
+    const instances = Array.from({ length: 10_000 }, (_, i) => instance(`i${i}`, `s${i % 1000}`, `10.0.${i >> 8 & 255}.${i & 255}:1`));
+    const snap = compileSnapshot({ service: 's1', version: '1', trustDomain: 'td', resources, instances });
+    assert.equal(Object.keys(snap.clusters).length, 1000);
+    assert.equal(snap.clusters.s7!.endpoints.length, 10);
+    assert.deepEqual(snap.clusters.s7!.endpoints.map((e) => e.id), [...snap.clusters.s7!.endpoints.map((e) => e.id)].sort());
+  });
+
+  it('reuses an unchanged cluster across versions (object and bytes), and rebuilds the one whose inputs changed', async () => {
+    const store = await openStore();
+    const registry = new Registry(store);
+    await store.writeResources(parse([service('api'), service('web'), trafficPolicy('web-lb', 'web', { loadBalancer: { type: 'Random' } })]));
+    registry.connect({ id: 'a1', service: 'api', address: '127.0.0.1:1', protocol: 'http', labels: {} });
+    registry.connect({ id: 'w1', service: 'web', address: '127.0.0.1:2', protocol: 'http', labels: {} });
+    const compiler = new SnapshotCompiler(store, registry, 'td');
+    await compiler.init();
+    const v1 = await compiler.snapshotFor('web');
+    registry.connect({ id: 'w2', service: 'web', address: '127.0.0.1:3', protocol: 'http', labels: {} });
+    await compiler.bump();
+    const v2 = await compiler.snapshotFor('web');
+    assert.equal(v2.clusters.api, v1.clusters.api, 'api did not change: same object');
+    assert.notEqual(v2.clusters.web, v1.clusters.web);
+    assert.deepEqual(v2.clusters.web!.endpoints.map((e) => e.id), ['w1', 'w2']);
+    await store.writeResources(parse([trafficPolicy('web-lb', 'web', { loadBalancer: { type: 'EWMA' } })]));
+    await compiler.bump();
+    const v3 = await compiler.snapshotFor('web');
+    assert.equal(v3.clusters.web!.trafficPolicy?.loadBalancer?.type, 'EWMA', 'a policy change rebuilds the cluster');
+    registry.disconnect('a1');
+    await compiler.bump();
+    assert.equal((await compiler.snapshotFor('web')).clusters.api!.endpoints[0]!.draining, true, 'a state change rebuilds the cluster');
+    const d = JSON.parse(Buffer.concat((await compiler.wireFor('web', v3.version)).chunks).toString('utf8'));
+    assert.deepEqual(Object.keys(d.delta.clusters), ['api'], 'the delta has only the rebuilt cluster');
     await registry.close();
   });
 });

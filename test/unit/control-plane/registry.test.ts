@@ -81,4 +81,24 @@ describe('Registry', () => {
     await second.close();
     await reopened.close();
   });
+
+  it('batches persistence: many changes share a few writes, the last change of an instance wins', async () => {
+    const store = await openStore();
+    let puts = 0;
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const put = store.putInstance.bind(store);
+    store.putInstance = async (r) => { puts++; inFlight++; maxInFlight = Math.max(maxInFlight, inFlight); try { await put(r); } finally { inFlight--; } };
+    const registry = new Registry(store);
+    for (let i = 0; i < 200; i++) registry.connect(info(`w${i}`));
+    registry.connect(info('gone'));
+    registry.deregister('gone');
+    await registry.flush();
+    assert.equal(puts, 200, 'one put per instance, none for the one that left within the batch');
+    assert.equal(maxInFlight, 200, 'issued together: the store shares one write among them');
+    const stored = (await store.listInstances()).map((r) => r.info.id);
+    assert.equal(stored.length, 200);
+    assert.ok(!stored.includes('gone'));
+    await registry.close();
+  });
 });

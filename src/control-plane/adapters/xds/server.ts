@@ -5,7 +5,10 @@
  *   GET  /v1/ca            CaInfo (no client certificate needed: the proxy checks it against its token's pin)
  *   POST /v1/certificates  CSR + join token (first time) or CSR + client certificate (renewal)
  *   POST /v1/stream        client certificate required; NDJSON both ways: hello/ack/nack/cert/stats/goodbye in,
- *                          snapshot/error out. Every config change is pushed as a new version.
+ *                          snapshot/delta/error out. Every config change is pushed as a new version: the
+ *                          shared part compiled and serialised once per version (core/compiler.ts), the same
+ *                          bytes written to every proxy; a delta from the previous version to proxies that
+ *                          take deltas; a proxy still receiving an older version gets only the newest.
  *                          Live tap: tap-start/tap-stop out, tap batches in (core/taps.ts); the denials carried
  *                          by stats messages go to core/denials.ts.
  */
@@ -14,14 +17,14 @@ import os from 'node:os';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { checkPeerCertificate } from '../../../pki/index.js';
-import { Endpoint } from '../../../api/schema/snapshot.js';
+import { DELTA_BASE_MISMATCH, Endpoint } from '../../../api/schema/snapshot.js';
 import {
   CertificateRequest, ProxyMessage, XDS_PATHS,
   type CaInfo, type CertificateResponse, type InstanceInfo, type ServerMessage,
 } from '../../../api/schema/xds.js';
 import { boundAddress, formatHostPort, parseHostPort } from '../../../shared/address.js';
 import type { Logger } from '../../../shared/log.js';
-import type { SnapshotCompiler } from '../../core/compiler.js';
+import type { SnapshotCompiler, WireSnapshot } from '../../core/compiler.js';
 import type { IdentityService } from '../../core/identity.js';
 import type { MetricsSink } from '../../core/ports.js';
 import type { ProxyTracker } from '../../core/proxies.js';
@@ -40,7 +43,10 @@ export interface XdsServerOptions {
   keepaliveMs?: number;
   /** A session whose PING is not answered in this time is destroyed (default 10s). */
   pingTimeoutMs?: number;
-  /** A stream whose unsent output exceeds this is dropped: the proxy is not reading (default 8 MiB). */
+  /**
+   * A stream whose unsent output (plus the snapshot waiting for it to drain) exceeds this is dropped: the
+   * proxy is not reading (default 8 MiB).
+   */
   maxQueueBytes?: number;
   /** Longest accepted NDJSON line from a proxy (default 1 MiB). */
   maxLineBytes?: number;
@@ -77,8 +83,17 @@ interface Connection {
   lease?: number;
   goodbye: boolean;
   closed: boolean;
-  /** Highest version sent on this stream (never send an older one). */
+  /** Highest version sent (or queued as `pending`) on this stream (never send an older one). */
   sentVersion: number;
+  /**
+   * The newest snapshot waiting for the stream to drain: while the proxy has not taken the previous one,
+   * a newer version replaces it instead of queueing behind it (the proxy only needs the latest).
+   */
+  pending?: WireSnapshot;
+  /** The proxy announced the `delta` feature in hello. */
+  delta: boolean;
+  /** The version of the last config message written: what the proxy will be at (the base of the next delta). */
+  base?: string;
   queue: Promise<void>;
 }
 
@@ -335,7 +350,7 @@ export class XdsServer {
     }
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     const conn: Connection = {
-      stream, service: peer.service, spiffeId: peer.spiffeId, goodbye: false, closed: false, sentVersion: 0,
+      stream, service: peer.service, spiffeId: peer.spiffeId, goodbye: false, closed: false, sentVersion: 0, delta: false,
       queue: Promise.resolve(),
       ...(peer.notAfter ? { certNotAfter: peer.notAfter } : {}),
     };
@@ -387,6 +402,7 @@ export class XdsServer {
 
     switch (msg.type) {
       case 'hello':
+        conn.delta = msg.features?.includes('delta') ?? false;
         return this.onHello(conn, msg.instance, msg.certNotAfter);
       case 'ack': {
         const latency = this.deps.proxies.ack(conn.instance!.id, msg.version);
@@ -394,6 +410,13 @@ export class XdsServer {
         return;
       }
       case 'nack':
+        // The proxy stays on an older version: the next config it gets is whole.
+        conn.base = undefined;
+        if (msg.error.startsWith(DELTA_BASE_MISMATCH)) {
+          // Not a config problem: resynchronise with the whole current snapshot at once.
+          this.deps.log.info('proxy missed a delta base; sending the whole snapshot', { instance: conn.instance!.id, version: msg.version });
+          return this.resync(conn);
+        }
         this.deps.proxies.nack(conn.instance!.id, msg.version, msg.error);
         this.deps.metrics.nack(conn.service);
         this.deps.log.warn('proxy rejected a config version', { instance: conn.instance!.id, service: conn.service, version: msg.version, error: msg.error });
@@ -442,8 +465,7 @@ export class XdsServer {
     this.deps.proxies.connected(info, notAfter);
     this.updateConnectedGauge();
     this.deps.log.info('proxy connected', { instance: info.id, service: info.service, address: info.address });
-    const snapshot = await this.deps.compiler.snapshotFor(info.service);
-    this.sendSnapshot(conn, snapshot);
+    this.sendSnapshot(conn, await this.deps.compiler.wireFor(info.service));
     if (!conn.closed && this.byInstance.get(info.id) === conn) this.deps.taps?.proxyConnected(info.id, info.service);
   }
 
@@ -478,10 +500,7 @@ export class XdsServer {
         this.deps.proxies.versionCreated(version, changeAt);
         this.deps.metrics.setConfigVersion(Number(version));
         const targets = [...this.connections].filter((c) => c.instance && !c.closed);
-        await Promise.all(targets.map(async (conn) => {
-          const snapshot = await this.deps.compiler.snapshotFor(conn.service);
-          this.sendSnapshot(conn, snapshot);
-        }));
+        await Promise.all(targets.map((conn) => this.pushTo(conn)));
       } while (this.pushAgain && !this.closing);
     };
     this.pushing = run().catch((err) => {
@@ -490,25 +509,70 @@ export class XdsServer {
     await this.pushing;
   }
 
-  private sendSnapshot(conn: Connection, snapshot: { version: string }): void {
-    const v = Number(snapshot.version);
-    if (conn.closed || !conn.instance || v <= conn.sentVersion) return;
+  /** The current version to one proxy: a delta from what it was sent last when it takes deltas. */
+  private async pushTo(conn: Connection): Promise<void> {
+    const base = conn.delta ? conn.base : undefined;
+    let wire = await this.deps.compiler.wireFor(conn.service, base);
+    // Something else was written meanwhile (its hello's snapshot): the delta's base is stale.
+    if (wire.baseVersion !== undefined && wire.baseVersion !== conn.base) wire = await this.deps.compiler.wireFor(conn.service);
+    this.sendSnapshot(conn, wire);
+  }
+
+  private async resync(conn: Connection): Promise<void> {
+    if (conn.closed) return;
+    const wire = await this.deps.compiler.wireFor(conn.service);
+    conn.pending = undefined;
+    conn.sentVersion = Math.min(conn.sentVersion, Number(wire.version) - 1);
+    this.sendSnapshot(conn, wire);
+  }
+
+  private sendSnapshot(conn: Connection, wire: WireSnapshot): void {
+    const v = Number(wire.version);
+    const stream = conn.stream;
+    if (conn.closed || !conn.instance || v <= conn.sentVersion || stream.destroyed || !stream.writable) return;
     conn.sentVersion = v;
-    this.send(conn, { type: 'snapshot', snapshot });
-    this.deps.proxies.sent(conn.instance.id, snapshot.version);
+    this.deps.proxies.sent(conn.instance.id, wire.version);
+    if (stream.writableNeedDrain) {
+      // Still sending an older version: keep only the newest, sent once the stream drains.
+      const first = !conn.pending;
+      conn.pending = wire;
+      if (stream.writableLength + wire.bytes > this.opts.maxQueueBytes) return this.dropSlow(conn);
+      if (first) {
+        stream.once('drain', () => {
+          const next = conn.pending;
+          conn.pending = undefined;
+          if (next && !conn.closed) this.writeWire(conn, next);
+        });
+      }
+      return;
+    }
+    this.writeWire(conn, wire);
+  }
+
+  /** Writes the shared buffers (no copy per proxy); the two writes are adjacent, so the NDJSON line stays whole. */
+  private writeWire(conn: Connection, wire: WireSnapshot): void {
+    const stream = conn.stream;
+    if (stream.destroyed || !stream.writable) return;
+    for (const chunk of wire.chunks) stream.write(chunk);
+    conn.base = wire.version;
+    if (stream.writableLength > this.opts.maxQueueBytes) this.dropSlow(conn);
+  }
+
+  private dropSlow(conn: Connection): void {
+    const stream = conn.stream;
+    this.deps.log.warn('proxy is not reading its config stream; dropping it', {
+      instance: conn.instance?.id, service: conn.service, queuedBytes: stream.writableLength + (conn.pending?.bytes ?? 0),
+    });
+    conn.closed = true;
+    conn.pending = undefined;
+    stream.close(http2.constants.NGHTTP2_CANCEL);
   }
 
   private send(conn: Connection, msg: ServerMessage): void {
     const stream = conn.stream;
     if (stream.destroyed || !stream.writable) return;
     stream.write(JSON.stringify(msg) + '\n');
-    if (stream.writableLength > this.opts.maxQueueBytes) {
-      this.deps.log.warn('proxy is not reading its config stream; dropping it', {
-        instance: conn.instance?.id, service: conn.service, queuedBytes: stream.writableLength,
-      });
-      conn.closed = true;
-      stream.close(http2.constants.NGHTTP2_CANCEL);
-    }
+    if (stream.writableLength > this.opts.maxQueueBytes) this.dropSlow(conn);
   }
 
   /** Sends an error message and closes the stream (without waiting for the proxy to close its side). */
