@@ -11,6 +11,7 @@
  */
 import type http from 'node:http';
 import type { EventStreamMessage, Overview } from '../../contract.js';
+import { SseResponse } from './sse-response.js';
 
 export const EVENTS_INTERVAL_MS = 2000;
 export const EVENTS_HEARTBEAT_MS = 15_000;
@@ -55,46 +56,35 @@ export class EventStreams {
 }
 
 export class SseEventsClient {
-  private blocked = false;
-  private ended = false;
+  private readonly sse: SseResponse;
   private building = false;
   private first = true;
-  private readonly timers: NodeJS.Timeout[] = [];
   /** Overviews skipped because the client was behind or the previous one was still being built. */
   skipped = 0;
 
   constructor(
-    private readonly res: http.ServerResponse,
+    res: http.ServerResponse,
     private readonly build: (first: boolean) => Promise<Overview>,
     private readonly opts: EventStreamOptions,
     private readonly onError: (err: Error) => void,
-    private readonly onStop: () => void,
-  ) {}
+    onStop: () => void,
+  ) {
+    this.sse = new SseResponse(res, { onStop });
+  }
 
   start(): void {
-    const res = this.res;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    res.socket?.setNoDelay(true);
+    this.sse.open();
     // Tell EventSource-style clients how soon to reconnect, and flush the headers now.
-    this.write('retry: 2000\n\n');
+    this.sse.write('retry: 2000\n\n');
     this.tick();
-    const every = (ms: number, fn: () => void) => { const t = setInterval(fn, ms); t.unref(); this.timers.push(t); };
-    every(this.opts.intervalMs ?? EVENTS_INTERVAL_MS, () => this.tick());
-    every(this.opts.heartbeatMs ?? EVENTS_HEARTBEAT_MS, () => { this.write(': heartbeat\n\n'); });
-    const stop = () => this.stop();
-    res.on('close', stop);
-    res.on('error', stop);
+    this.sse.every(this.opts.intervalMs ?? EVENTS_INTERVAL_MS, () => this.tick());
+    this.sse.every(this.opts.heartbeatMs ?? EVENTS_HEARTBEAT_MS, () => { this.sse.write(': heartbeat\n\n'); });
   }
 
   /** Builds and sends one overview, unless the client is behind or a build is in progress. */
   tick(): void {
-    if (this.ended) return;
-    if (this.blocked || this.building) {
+    if (this.sse.ended) return;
+    if (this.sse.blocked || this.building) {
       this.skipped++;
       this.opts.onDropped?.();
       return;
@@ -103,31 +93,16 @@ export class SseEventsClient {
     const first = this.first;
     this.build(first).then((overview) => {
       this.building = false;
-      if (this.ended) return;
+      if (this.sse.ended) return;
       const msg: EventStreamMessage = { type: 'overview', overview };
-      if (this.write(`event: overview\ndata: ${JSON.stringify(msg)}\n\n`)) this.first = false;
+      if (this.sse.write(`event: overview\ndata: ${JSON.stringify(msg)}\n\n`)) this.first = false;
     }, (err: Error) => {
       this.building = false;
       this.onError(err);
     });
   }
 
-  /** Writes a frame unless the client is behind; false = not written. */
-  private write(frame: string): boolean {
-    const res = this.res;
-    if (this.blocked || this.ended || res.destroyed || res.writableEnded) return false;
-    if (!res.write(frame)) {
-      this.blocked = true;
-      res.once('drain', () => { this.blocked = false; });
-    }
-    return true;
-  }
-
   stop(): void {
-    if (this.ended) return;
-    this.ended = true;
-    for (const t of this.timers) clearInterval(t);
-    this.onStop();
-    if (!this.res.writableEnded) this.res.end();
+    this.sse.stop();
   }
 }
