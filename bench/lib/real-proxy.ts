@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { readAnnouncements } from '../../src/shared/log.js';
 import { REPO_ROOT } from './targets.js';
+import { AppliedVersion } from './version-waiters.js';
 import { sleep, spawnManaged, type Managed } from './util.js';
 
 export interface RealProxy {
@@ -24,19 +25,11 @@ export async function startRealProxy(name: string, args: string[], expect: strin
   });
   const listening: Record<string, string> = {};
   let ready = false;
-  let version = 0;
-  const waiters = new Set<{ v: number; resolve: () => void }>();
+  const applied = new AppliedVersion(name);
   const proxy: RealProxy = {
     m, listening, nacks: 0,
-    get version() { return version; },
-    waitVersion(v, timeoutMs) {
-      if (version >= v) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const w = { v, resolve: () => { clearTimeout(timer); resolve(); } };
-        const timer = setTimeout(() => { waiters.delete(w); reject(new Error(`${name}: version ${v} not applied within ${timeoutMs}ms (at ${version})`)); }, timeoutMs);
-        waiters.add(w);
-      });
-    },
+    get version() { return applied.value; },
+    waitVersion: (v, timeoutMs) => applied.wait(v, timeoutMs),
   };
   readAnnouncements(m.proc.stdout!, {
     onEvent: (ev) => {
@@ -52,9 +45,8 @@ export async function startRealProxy(name: string, args: string[], expect: strin
       if (ev.msg === 'config refused (NACK); keeping the last good config') { proxy.nacks++; return; }
       if (ev.msg !== 'config applied') return;
       const at = performance.now();
-      version = Math.max(version, Number(ev.version));
+      applied.set(Math.max(applied.value, Number(ev.version)));
       proxy.onApplied?.(Number(ev.version), at);
-      for (const w of [...waiters]) if (version >= w.v) { waiters.delete(w); w.resolve(); }
     },
   });
   const deadline = Date.now() + 60_000;

@@ -20,6 +20,7 @@ import type { ProxyServices } from '../../src/proxy/runtime/services.js';
 import { AppForwarder } from '../../src/proxy/upstream/app-forwarder.js';
 import { EndpointRegistry } from '../../src/proxy/upstream/endpoint-registry.js';
 import { PeerPool } from '../../src/proxy/upstream/peer-pool.js';
+import { AppliedVersion } from './version-waiters.js';
 import { TraceExporters } from '../../src/proxy/tracing/otlp-exporter.js';
 
 export interface AppliedEvent { version: string; at: number; applyMs: number; snapshot: Snapshot }
@@ -66,24 +67,16 @@ export async function startSimProxy(token: string, service: string, address: str
     log,
     traces: new TraceExporters({ resource: { 'service.name': service, 'service.instance.id': id }, onDropped: () => undefined, log }),
   };
-  let version = 0;
+  const applied = new AppliedVersion(id);
   let nacks = 0;
   let resyncs = 0;
-  const waiters = new Set<{ v: number; resolve: () => void }>();
   const applier = new ConfigApplier({ services, trustDomain: claims.trustDomain, probeFor: (c) => makeProbe(peers, c) });
   const sim: SimProxy = {
     id, service,
-    get version() { return version; },
+    get version() { return applied.value; },
     get nacks() { return nacks; },
     get resyncs() { return resyncs; },
-    waitVersion(v, timeoutMs) {
-      if (version >= v) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const w = { v, resolve: () => { clearTimeout(timer); resolve(); } };
-        const timer = setTimeout(() => { waiters.delete(w); reject(new Error(`${id}: version ${v} not applied within ${timeoutMs}ms (at ${version})`)); }, timeoutMs);
-        waiters.add(w);
-      });
-    },
+    waitVersion: (v, timeoutMs) => applied.wait(v, timeoutMs),
     goodbye: () => stream.goodbye(),
     stop() { stream.stop(); applier.dispose(); peers.close(); },
   };
@@ -98,9 +91,8 @@ export async function startSimProxy(token: string, service: string, address: str
     try {
       const v = apply();
       const at = performance.now();
-      version = Number(v);
+      applied.set(Number(v));
       sim.onApplied?.({ version: v, at, applyMs: at - t0, snapshot: applier.current!.snapshot });
-      for (const w of [...waiters]) if (version >= w.v) { waiters.delete(w); w.resolve(); }
       return v;
     } catch (err) {
       if ((err as Error).message.startsWith(DELTA_BASE_MISMATCH)) resyncs++;
