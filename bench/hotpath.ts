@@ -64,7 +64,7 @@ async function main(): Promise<void> {
       let res: { rps: number; failed: number; non2xx: number };
       let reqs: number;
       if (rate > 0) {
-        const l = await openLoop({ url: `${mesh.h1}/${size}`, rate, seconds, warmupSeconds: 0 });
+        const l = await openLoop({ url: `${mesh.h1}/${size}`, rate, seconds, warmupSeconds: 2 });
         res = { rps: l.achievedRate, failed: l.errors + l.dropped, non2xx: 0 };
         reqs = l.completed;
         process.stdout.write(`  latency p50 ${l.p50} p99 ${l.p99} p99.9 ${l.p999} max ${l.max} ms\n`);

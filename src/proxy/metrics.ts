@@ -34,6 +34,8 @@ export class ProxyMetrics {
   readonly retryBudgetExhausted: client.Counter<'destination'>;
   readonly retryBodyOverflows: client.Counter<'destination'>;
   readonly circuitBreakerOverflows: client.Counter<'destination' | 'limit'>;
+  // Proxy→proxy connections (upstream/peer-pool.ts).
+  readonly peerConnections: client.Counter<'destination' | 'protocol'>;
   readonly rateLimited: client.Counter<'scope'>;
   // Zero trust (filters/authorization.ts, filters/jwt-authentication.ts).
   readonly authzDecisions: client.Counter<'policy' | 'action' | 'decision'>;
@@ -71,7 +73,8 @@ export class ProxyMetrics {
     this.retries = new client.Counter({ name: 'trellis_retries_total', help: 'Retry attempts sent, by destination and what triggered them (status, connect-failure, reset, timeout)', labelNames: ['destination', 'reason'], registers: r });
     this.retryBudgetExhausted = new client.Counter({ name: 'trellis_retry_budget_exhausted_total', help: 'Retries not sent because the retry budget or the circuit breaker maxRetries was exhausted', labelNames: ['destination'], registers: r });
     this.retryBodyOverflows = new client.Counter({ name: 'trellis_retry_body_overflow_total', help: 'Requests whose body exceeded the replay buffer, streamed once and never retried', labelNames: ['destination'], registers: r });
-    this.circuitBreakerOverflows = new client.Counter({ name: 'trellis_circuit_breaker_overflows_total', help: 'Requests answered 503 CIRCUIT_OPEN, by the limit that overflowed (requests, pending, retries)', labelNames: ['destination', 'limit'], registers: r });
+    this.circuitBreakerOverflows = new client.Counter({ name: 'trellis_circuit_breaker_overflows_total', help: 'Requests answered 503 CIRCUIT_OPEN, by the limit that overflowed (requests, pending, retries; peerQueue: requests waiting for an HTTP/1.1 connection to one peer)', labelNames: ['destination', 'limit'], registers: r });
+    this.peerConnections = new client.Counter({ name: 'trellis_peer_connections_total', help: 'mTLS connections opened to other proxies, by destination service and protocol (http/1.1: a keep-alive pool per peer; h2: one multiplexed session per peer)', labelNames: ['destination', 'protocol'], registers: r });
     this.rateLimited = new client.Counter({ name: 'trellis_rate_limited_total', help: 'Inbound requests answered 429 RATE_LIMITED, by bucket scope (service, source)', labelNames: ['scope'], registers: r });
     this.authzDecisions = new client.Counter({ name: 'trellis_authz_decisions_total', help: 'Inbound authorization decisions, by deciding policy ("-" for the MeshConfig default or no ALLOW match), action (ALLOW, DENY, AUDIT, NO_ALLOW_MATCH, DEFAULT) and decision', labelNames: ['policy', 'action', 'decision'], registers: r });
     this.jwtFailures = new client.Counter({ name: 'trellis_jwt_failures_total', help: 'Requests refused 401 UNAUTHENTICATED by JWTAuthentication, by reason', labelNames: ['reason'], registers: r });

@@ -96,7 +96,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const instanceId = `${opts.service}-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const metrics = new ProxyMetrics({ service: opts.service, instance: instanceId });
   metrics.certExpiry.set(identity.current.notAfter.getTime() / 1000);
-  const peers = new PeerPool(identity);
+  const peers = new PeerPool(identity, metrics);
   const app = new AppForwarder(appAddr, opts.protocol);
   let xds: XdsStream | undefined;
   const tap = new TapHub({

@@ -1,6 +1,8 @@
 /**
  * The terminal outbound filter: picks a backend by weight, an endpoint by the cluster's balancer,
- * and forwards over the pooled mTLS HTTP/2 session to that peer's inbound listener.
+ * and forwards to that peer's inbound listener over mTLS: HTTP/1.1 services over the peer's
+ * keep-alive HTTP/1.1 pool, HTTP/2 and gRPC services over its multiplexed HTTP/2 session
+ * (upstream/peer-pool.ts; chosen once per backend when the chain is built).
  * A connect failure never sent the request, so another endpoint is tried (at most 3 in all).
  */
 import { MeshError } from '../../api/errors.js';
@@ -11,6 +13,8 @@ import type { ClusterRuntime } from '../upstream/cluster.js';
 import { outcomeOf } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint-state.js';
 import { h2Forward } from '../upstream/h2-forward.js';
+import { h1Forward } from '../upstream/h1-forward.js';
+import { PEER_H1_MAX_QUEUED, PEER_H1_MAX_SOCKETS } from '../upstream/peer-pool.js';
 import { WeightedPicker } from '../routing/weighted.js';
 
 const MAX_CONNECT_ATTEMPTS = 3;
@@ -20,21 +24,31 @@ export interface Backend {
   subset?: Readonly<Record<string, string>>;
 }
 
+/** Sends one request to one endpoint of a cluster (the endpoint's inflight/outcome bookkeeping included). */
+type PeerForward = (cluster: ClusterRuntime, ep: EndpointState, req: MeshRequest) => Promise<MeshResponse>;
+
+interface RoutedBackend extends Backend {
+  forward: PeerForward;
+}
+
 export class Router implements HttpFilter {
   readonly name = 'router';
-  private readonly picker: WeightedPicker<Backend>;
+  private readonly picker: WeightedPicker<RoutedBackend>;
 
   constructor(
     backends: ReadonlyArray<{ backend: Backend; weight: number }>,
     private readonly services: ProxyServices,
   ) {
-    this.picker = new WeightedPicker(backends.map((b) => ({ item: b.backend, weight: b.weight })));
+    this.picker = new WeightedPicker(backends.map((b) => ({
+      item: { ...b.backend, forward: b.backend.cluster.config.protocol === 'http' ? this.forwardH1 : this.forwardH2 },
+      weight: b.weight,
+    })));
   }
 
   async handle(req: MeshRequest): Promise<MeshResponse> {
     const backend = this.picker.pick();
     if (!backend) throw new MeshError('NO_HEALTHY_UPSTREAM', `no backend for ${req.destination}`);
-    const { cluster } = backend;
+    const { cluster, forward } = backend;
     const balancer = cluster.balancer(backend.subset);
     const hashKey = cluster.hashKey?.(req);
     let tried: Set<EndpointState> | undefined;
@@ -43,30 +57,14 @@ export class Router implements HttpFilter {
       const ep = balancer.pick({ now: performance.now(), hashKey, exclude: tried });
       if (!ep || tried?.has(ep)) break;
       (tried ??= new Set()).add(ep);
-      let session = this.services.peers.connectedSession(ep.address, cluster.name); // no await when the session is up
-      if (!session) try {
-        session = await this.services.peers.session(ep.address, cluster.name, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
-      } catch (err) {
-        cluster.record(ep, 'gateway-error');
-        lastError = err instanceof MeshError ? err : new MeshError('UPSTREAM_CONNECT_FAILED', String(err));
-        continue;
-      }
       req.attrs.upstreamAddress = ep.address;
       req.attrs.upstreamInstance = ep.id;
-      ep.inflight++;
-      const started = performance.now();
       try {
-        return await h2Forward(session, req, 'https', {
-          done: (status, error) => {
-            ep.inflight--;
-            const now = performance.now();
-            ep.observeLatency(now - started, now);
-            cluster.record(ep, status === undefined || error ? 'gateway-error' : outcomeOf(status));
-          },
-        });
+        return await forward(cluster, ep, req);
       } catch (err) {
-        // A refused stream was never processed; without a body to replay it can go elsewhere.
-        if (err instanceof MeshError && err.refused && hasNoBody(req)) {
+        // Refused: nothing reached the peer (no connection, a refused stream, a stale keep-alive
+        // connection). Another endpoint may take it when the body is unread (connect failures) or empty.
+        if (err instanceof MeshError && err.refused && (err.code === 'UPSTREAM_CONNECT_FAILED' || hasNoBody(req))) {
           lastError = err;
           continue;
         }
@@ -75,6 +73,48 @@ export class Router implements HttpFilter {
     }
     throw lastError ?? new MeshError('NO_HEALTHY_UPSTREAM', `no healthy instance of ${cluster.name}`);
   }
+
+  /** HTTP/2 and gRPC services: one stream on the peer's pooled HTTP/2 session. */
+  private readonly forwardH2: PeerForward = async (cluster, ep, req) => {
+    let session = this.services.peers.connectedSession(ep.address, cluster.name); // no await when the session is up
+    if (!session) try {
+      session = await this.services.peers.session(ep.address, cluster.name, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
+    } catch (err) {
+      cluster.record(ep, 'gateway-error');
+      throw new MeshError('UPSTREAM_CONNECT_FAILED', err instanceof Error ? err.message : String(err), { refused: true });
+    }
+    ep.inflight++;
+    const started = performance.now();
+    return h2Forward(session, req, 'https', {
+      done: (status, error) => {
+        ep.inflight--;
+        const now = performance.now();
+        ep.observeLatency(now - started, now);
+        cluster.record(ep, status === undefined || error ? 'gateway-error' : outcomeOf(status));
+      },
+    });
+  };
+
+  /** HTTP/1.1 services: one exchange on the peer's keep-alive HTTP/1.1 mTLS pool. */
+  private readonly forwardH1: PeerForward = (cluster, ep, req) => {
+    const pool = this.services.peers.h1(ep.address, cluster.name, cluster.connectTimeoutMs, cluster.idleTimeoutMs);
+    if (pool.inflight >= PEER_H1_MAX_SOCKETS + PEER_H1_MAX_QUEUED) {
+      this.services.metrics.circuitBreakerOverflows.labels({ destination: cluster.name, limit: 'peerQueue' }).inc();
+      return Promise.reject(new MeshError('CIRCUIT_OPEN', `${PEER_H1_MAX_QUEUED} requests already wait for a connection to ${ep.address}`));
+    }
+    pool.inflight++;
+    ep.inflight++;
+    const started = performance.now();
+    return h1Forward(pool, req, {
+      done: (status, error) => {
+        pool.inflight--;
+        ep.inflight--;
+        const now = performance.now();
+        ep.observeLatency(now - started, now);
+        cluster.record(ep, status === undefined || error ? 'gateway-error' : outcomeOf(status));
+      },
+    });
+  };
 }
 
 /** Resolves a rule's backendRefs to clusters (missing services are dropped; NACK happens at build). */

@@ -2,7 +2,8 @@
  * The inbound listener: mTLS only. The client must present a certificate chaining to the trust
  * bundle (checked by the TLS handshake: no cert, another CA, expired → refused) whose structure
  * names exactly one SPIFFE identity of this trust domain (checked right after). ALPN then picks
- * the protocol: h2 (proxy↔proxy HTTP, multiplexed), http/1.1 (upgrades), trellis-tcp (TCP).
+ * the protocol: h2 (proxy↔proxy HTTP/2 and gRPC, multiplexed), http/1.1 (proxy↔proxy HTTP/1.1
+ * keep-alive, and upgrades), trellis-tcp (TCP).
  */
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -84,6 +85,9 @@ export class InboundListener {
     ctx.identity.on('rotate', () => this.server.setSecureContext(this.tlsOptions()));
     ctx.drain.onDrain(() => {
       for (const s of this.sessions) s.goaway();
+      // HTTP/1.1 peers: idle keep-alive connections close now, busy ones after their response
+      // (answered with Connection: close while draining, listeners/ingress.ts).
+      this.h1.closeIdleConnections();
       this.server.close();
     });
   }

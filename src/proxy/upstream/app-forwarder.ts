@@ -8,59 +8,25 @@ import net from 'node:net';
 import { MeshError } from '../../api/errors.js';
 import type { Protocol } from '../../api/schema/common.js';
 import type { HostPort } from '../../shared/address.js';
-import { endToEndHeaders } from '../http/headers.js';
 import type { MeshRequest, MeshResponse } from '../pipeline/types.js';
 import { h2Forward } from './h2-forward.js';
-import { whenAborted } from '../pipeline/abort.js';
+import { h1Forward, type H1Target } from './h1-forward.js';
 
 export class AppForwarder {
   private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
   private h2?: { session: http2.ClientHttp2Session; ready: Promise<http2.ClientHttp2Session> };
+  private readonly h1Target: H1Target;
 
-  constructor(readonly app: HostPort, readonly protocol: Protocol, private readonly connectTimeoutMs = 2000) {}
+  constructor(readonly app: HostPort, readonly protocol: Protocol, private readonly connectTimeoutMs = 2000) {
+    this.h1Target = { host: app.host, port: app.port, agent: this.agent, label: `app ${app.host}:${app.port}` };
+  }
 
   forward(req: MeshRequest): Promise<MeshResponse> {
     return this.protocol === 'http2' || this.protocol === 'grpc' ? this.forwardH2(req) : this.forwardH1(req);
   }
 
   private forwardH1(req: MeshRequest): Promise<MeshResponse> {
-    return new Promise((resolve, reject) => {
-      const outgoing = http.request({
-        host: this.app.host,
-        port: this.app.port,
-        method: req.method,
-        path: req.path,
-        headers: { ...req.headers, host: req.authority },
-        agent: this.agent,
-      });
-      // The request's signal resets the app request (downstream gone, deadline passed). Wired by hand:
-      // the `signal` option adds an end-of-stream watcher with ~8 listeners per request.
-      const unsubscribe = whenAborted(req, () => outgoing.destroy(new Error('request aborted')));
-      outgoing.once('close', unsubscribe);
-      let answered = false;
-      outgoing.on('response', (res) => {
-        answered = true;
-        const hasTrailers = res.headers['trailer'] !== undefined;
-        resolve({
-          status: res.statusCode ?? 502,
-          headers: endToEndHeaders(res.headers),
-          body: res,
-          trailers: hasTrailers ? () => res.trailers as Record<string, string> : undefined,
-        });
-      });
-      outgoing.on('error', (err: NodeJS.ErrnoException) => {
-        if (answered) return;
-        const connect = err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ETIMEDOUT';
-        reject(new MeshError(connect ? 'UPSTREAM_CONNECT_FAILED' : 'UPSTREAM_RESET', `app ${this.app.host}:${this.app.port}: ${err.message}`));
-      });
-      if (req.emptyBody) {
-        req.body.resume(); // drained so it ends; the request goes out without body framing
-        outgoing.end();
-        return;
-      }
-      req.body.on('error', () => outgoing.destroy());
-      req.body.pipe(outgoing);
-    });
+    return h1Forward(this.h1Target, req);
   }
 
   private async forwardH2(req: MeshRequest): Promise<MeshResponse> {

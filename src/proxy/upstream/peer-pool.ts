@@ -1,13 +1,23 @@
 /**
- * Long-lived mTLS connections to other proxies' inbound listeners. HTTP traffic to one peer is
- * multiplexed over one HTTP/2 session; raw TLS connections serve TCP and WebSocket tunnels.
- * The peer must present the identity of the service it was picked for.
+ * Long-lived mTLS connections to other proxies' inbound listeners. The peer must present the
+ * identity of the service it was picked for.
+ *
+ * - HTTP/2 and gRPC services: one multiplexed HTTP/2 session per peer (`session`).
+ * - HTTP/1.1 services: a keep-alive pool of HTTP/1.1 mTLS connections per peer (`h1`), as Istio
+ *   keeps HTTP/1.1 between sidecars by default. Node's HTTP/2 client keeps a large share of each
+ *   request's objects alive across young-generation GCs (they get promoted and pile up in the old
+ *   generation until a full GC), which made the proxy's GC pauses, CPU and memory several times
+ *   those of the HTTP/1.1 client (docs/performance.md).
+ * - Raw TLS connections serve TCP and WebSocket tunnels (`connectRaw`).
  */
+import http from 'node:http';
 import http2 from 'node:http2';
 import tls from 'node:tls';
 import { MeshError } from '../../api/errors.js';
 import { parseHostPort } from '../../shared/address.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import { NOT_READY, type H1Target } from './h1-forward.js';
+import type { ProxyMetrics } from '../metrics.js';
 
 export const ALPN_H2 = 'h2';
 export const ALPN_H1 = 'http/1.1';
@@ -20,6 +30,22 @@ export const ALPN_TCP = 'trellis-tcp';
  */
 export const SESSION_WINDOW_BYTES = 8 << 20;
 
+/** HTTP/1.1 connections per peer; further requests queue in the pool (bounded: PEER_H1_MAX_QUEUED). */
+export const PEER_H1_MAX_SOCKETS = 256;
+/** Requests waiting for a connection to one peer beyond which new ones fail with CIRCUIT_OPEN. */
+export const PEER_H1_MAX_QUEUED = 1024;
+/**
+ * Idle HTTP/1.1 connections to a peer are closed after this (TrafficPolicy.timeouts.idle when set),
+ * well before the inbound listener's own keep-alive timeout (65 s, listeners/outbound.ts), so the
+ * calling side closes first and never sends on a connection the peer is closing.
+ */
+export const PEER_H1_IDLE_MS = 30_000;
+
+/** The HTTP/1.1 pool to one peer: `inflight` counts requests sent or queued on it. */
+export interface PeerH1Pool extends H1Target {
+  inflight: number;
+}
+
 interface PooledSession {
   session: http2.ClientHttp2Session;
   ready: Promise<http2.ClientHttp2Session>;
@@ -29,9 +55,10 @@ interface PooledSession {
 
 export class PeerPool {
   private readonly sessions = new Map<string, PooledSession>();
+  private readonly h1Pools = new Map<string, PeerH1Pool>();
   private closed = false;
 
-  constructor(private readonly identity: WorkloadIdentity) {}
+  constructor(private readonly identity: WorkloadIdentity, private readonly metrics?: Pick<ProxyMetrics, 'peerConnections'>) {}
 
   /** The pooled session to `address` when it is connected and usable now, else undefined (then call session()). */
   connectedSession(address: string, service: string): http2.ClientHttp2Session | undefined {
@@ -81,6 +108,7 @@ export class PeerPool {
         clearTimeout(timer);
         try { session.setLocalWindowSize(SESSION_WINDOW_BYTES); } catch { /* closing already */ }
         pooled.connected = true;
+        this.metrics?.peerConnections.labels({ destination: service, protocol: ALPN_H2 }).inc();
         resolve(session);
       });
       session.once('error', (err) => {
@@ -92,6 +120,34 @@ export class PeerPool {
     const pooled: PooledSession = { session, ready, connected: false };
     this.sessions.set(key, pooled);
     return ready;
+  }
+
+  /** The HTTP/1.1 keep-alive mTLS pool to `address` (created on first use), whose certificate must be `service`'s. */
+  h1(address: string, service: string, connectTimeoutMs: number, idleTimeoutMs = PEER_H1_IDLE_MS): PeerH1Pool {
+    const key = `${service}|${address}`;
+    const existing = this.h1Pools.get(key);
+    if (existing !== undefined) return existing;
+    const { host, port } = parseHostPort(address);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: PEER_H1_MAX_SOCKETS, maxFreeSockets: PEER_H1_MAX_SOCKETS, scheduling: 'lifo', timeout: idleTimeoutMs });
+    agent.createConnection = () => {
+      if (this.closed) throw new MeshError('UPSTREAM_CONNECT_FAILED', 'proxy is shutting down');
+      const socket = tls.connect({ host, port, ...this.identity.clientOptions(service, [ALPN_H1]) }) as tls.TLSSocket & { [NOT_READY]?: string };
+      socket.setNoDelay(true);
+      // h1-forward.ts sends a request only after the handshake, so a refused peer leaves the body unread.
+      socket[NOT_READY] = 'secureConnect';
+      const timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${connectTimeoutMs}ms`)), connectTimeoutMs);
+      socket.once('secureConnect', () => {
+        clearTimeout(timer);
+        delete socket[NOT_READY];
+        if (socket.alpnProtocol !== ALPN_H1) socket.destroy(new Error(`peer does not speak ${ALPN_H1}`));
+        else this.metrics?.peerConnections.labels({ destination: service, protocol: ALPN_H1 }).inc();
+      });
+      socket.once('close', () => clearTimeout(timer));
+      return socket;
+    };
+    const pool: PeerH1Pool = { host, port, agent, label: `peer ${address}`, inflight: 0 };
+    this.h1Pools.set(key, pool);
+    return pool;
   }
 
   /** A raw mTLS connection to a peer with the given ALPN (TCP or HTTP/1.1 tunnels). */
@@ -120,7 +176,7 @@ export class PeerPool {
     });
   }
 
-  /** Drops pooled sessions to addresses no longer in any cluster. */
+  /** Drops pooled sessions and connections to addresses no longer in any cluster (requests in flight finish). */
   retain(liveAddresses: ReadonlySet<string>): void {
     for (const [key, pooled] of this.sessions) {
       const address = key.slice(key.indexOf('|') + 1);
@@ -129,11 +185,28 @@ export class PeerPool {
         pooled.session.close();
       }
     }
+    for (const [key, pool] of this.h1Pools) {
+      if (!liveAddresses.has(key.slice(key.indexOf('|') + 1))) {
+        this.h1Pools.delete(key);
+        closeIdle(pool.agent);
+      }
+    }
   }
 
   close(): void {
     this.closed = true;
     for (const pooled of this.sessions.values()) pooled.session.close();
     this.sessions.clear();
+    for (const pool of this.h1Pools.values()) closeIdle(pool.agent);
+    this.h1Pools.clear();
   }
+}
+
+/**
+ * Closes a pool's idle connections now and each busy one when its request completes (the agent
+ * would otherwise keep them for reuse): in-flight requests finish, nothing is reused afterwards.
+ */
+function closeIdle(agent: http.Agent): void {
+  agent.maxFreeSockets = 0; // a socket freed from now on is destroyed (Agent's 'free' handler)
+  for (const list of Object.values(agent.freeSockets)) for (const socket of list ?? []) socket.destroy();
 }

@@ -122,4 +122,16 @@ describe('protocols through the mesh', () => {
     socket.destroy();
     assert.equal(received, 'tcpapp:hello');
   });
+
+  it('keeps each service\'s protocol between the proxies: HTTP/2 and gRPC multiplexed, plain HTTP on keep-alive HTTP/1.1', async () => {
+    const http1 = await fetch(`http://${client.outbound.wssvc}/plain`);
+    assert.equal(http1.status, 426, 'the WebSocket app answers plain requests with 426');
+    await http1.arrayBuffer();
+    const metrics = await (await fetch(`http://${client.admin}/metrics`)).text();
+    const opened = (destination: string, protocol: string) => Number(metrics.match(new RegExp(`^trellis_peer_connections_total\\{[^}]*destination="${destination}",protocol="${protocol}"[^}]*\\} (\\d+)$`, 'm'))?.[1] ?? 0);
+    assert.equal(opened('h2svc', 'h2'), 1, 'one HTTP/2 session to the http2 service, every earlier request on it');
+    assert.equal(opened('grpcsvc', 'h2'), 1, 'one HTTP/2 session to the gRPC service');
+    assert.equal(opened('h2svc', 'http/1.1') + opened('grpcsvc', 'http/1.1'), 0);
+    assert.equal(opened('wssvc', 'http/1.1'), 1, 'the HTTP/1.1 service is reached over an HTTP/1.1 mTLS connection');
+  });
 });

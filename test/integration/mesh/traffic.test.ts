@@ -45,6 +45,10 @@ describe('mesh traffic (HTTP/1.1)', () => {
     }
     assert.equal(seen.get('b1'), 10);
     assert.equal(seen.get('b2'), 10);
+    // Keep-alive between the proxies: 20 requests one after another, one HTTP/1.1 mTLS connection per instance.
+    const metrics = await (await fetch(`http://${frontend.admin}/metrics`)).text();
+    const opened = metrics.match(/^trellis_peer_connections_total\{[^}]*destination="backend",protocol="http\/1\.1"[^}]*\} (\d+)$/m);
+    assert.equal(Number(opened?.[1]), 2, 'one connection to each of the two instances');
   });
 
   it('routes through the HTTP proxy listener by Host header and absolute-form URL', async () => {

@@ -1,0 +1,166 @@
+/**
+ * The HTTP/1.1 upstream hop (upstream/h1-forward.ts) and the router's use of it for HTTP/1.1
+ * services (filters/router.ts): what counts as "refused" (safe to send elsewhere), that the body
+ * is left unread when the connection fails, and the per-peer queue bound. Real local servers on port 0.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { MeshError } from '../../../src/api/errors.js';
+import { h1Forward, type H1Target } from '../../../src/proxy/upstream/h1-forward.js';
+import { Router } from '../../../src/proxy/filters/router.js';
+import { ClusterRuntime } from '../../../src/proxy/upstream/cluster.js';
+import { EndpointState } from '../../../src/proxy/upstream/endpoint-state.js';
+import { ProxyMetrics } from '../../../src/proxy/metrics.js';
+import { PEER_H1_MAX_QUEUED, PEER_H1_MAX_SOCKETS, type PeerH1Pool } from '../../../src/proxy/upstream/peer-pool.js';
+import type { ProxyServices } from '../../../src/proxy/runtime/services.js';
+import { meshRequest, readAll } from '../filters/helpers.js';
+
+const closers: Array<() => void> = [];
+after(() => { for (const close of closers) close(); });
+
+async function listen(server: net.Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(() => server.close());
+  return (server.address() as AddressInfo).port;
+}
+
+/** An HTTP/1.1 app that echoes method, path, host, the deadline header and the body. */
+async function echoApp(): Promise<{ port: number; connections: () => number }> {
+  let connections = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ method: req.method, path: req.url, host: req.headers.host, deadline: req.headers['x-trellis-deadline'] ?? null, body: Buffer.concat(chunks).toString() }));
+    });
+  });
+  server.on('connection', () => connections++);
+  server.keepAliveTimeout = 60_000;
+  closers.push(() => server.closeAllConnections());
+  return { port: await listen(server), connections: () => connections };
+}
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  const port = await listen(server);
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function target(port: number): H1Target {
+  const agent = new http.Agent({ keepAlive: true, scheduling: 'lifo' });
+  closers.push(() => agent.destroy());
+  return { host: '127.0.0.1', port, agent, label: `peer 127.0.0.1:${port}` };
+}
+
+async function rejection(p: Promise<unknown>): Promise<MeshError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof MeshError, `a MeshError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a rejection');
+}
+
+describe('h1Forward', () => {
+  test('forwards method, path, authority as Host, a deadline and the body; reuses the connection', async () => {
+    const app = await echoApp();
+    const t = target(app.port);
+    const done: Array<[number | undefined, Error | undefined]> = [];
+    for (let i = 0; i < 3; i++) {
+      const req = meshRequest({ method: 'POST', path: `/items/${i}`, authority: 'backend.mesh', bodyText: `payload ${i}`, deadline: performance.now() + 5_000 });
+      const res = await h1Forward(t, req, { done: (status, err) => done.push([status, err]) });
+      assert.equal(res.status, 200);
+      const echoed = JSON.parse(await readAll(res.body!)) as Record<string, string | null>;
+      assert.deepEqual({ ...echoed, deadline: echoed.deadline !== null }, { method: 'POST', path: `/items/${i}`, host: 'backend.mesh', deadline: true, body: `payload ${i}` });
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(done, [[200, undefined], [200, undefined], [200, undefined]], 'observer told once per exchange');
+    assert.equal(app.connections(), 1, 'one keep-alive connection for three requests');
+  });
+
+  test('a connection that cannot be made is refused, and the body is left unread', async () => {
+    const req = meshRequest({ method: 'POST', bodyText: 'still here' });
+    const err = await rejection(h1Forward(target(await closedPort()), req));
+    assert.equal(err.code, 'UPSTREAM_CONNECT_FAILED');
+    assert.equal(err.refused, true);
+    assert.equal(await readAll(req.body), 'still here');
+  });
+
+  test('a reused keep-alive connection the upstream had closed is refused (safe to send elsewhere)', async () => {
+    // Answers the first request on a connection with keep-alive, then resets it when the next one arrives.
+    const server = net.createServer((socket) => {
+      let served = 0;
+      socket.on('data', () => {
+        if (served++ === 0) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok');
+        else socket.resetAndDestroy();
+      });
+    });
+    const t = target(await listen(server));
+    const first = await h1Forward(t, meshRequest());
+    assert.equal(await readAll(first.body!), 'ok');
+    await new Promise((resolve) => setImmediate(resolve)); // the socket goes back to the pool
+    const err = await rejection(h1Forward(t, meshRequest()));
+    assert.equal(err.code, 'UPSTREAM_RESET');
+    assert.equal(err.refused, true);
+  });
+
+  test('a reset on a fresh connection after the request was sent is not refused', async () => {
+    const server = net.createServer((socket) => socket.once('data', () => socket.resetAndDestroy()));
+    const err = await rejection(h1Forward(target(await listen(server)), meshRequest()));
+    assert.equal(err.code, 'UPSTREAM_RESET');
+    assert.equal(err.refused, false);
+  });
+});
+
+describe('router over HTTP/1.1 peers', () => {
+  function routerFor(ports: number[], pools: Map<string, PeerH1Pool>, metrics = new ProxyMetrics({ service: 'frontend', instance: 'i1' })) {
+    const endpoints = ports.map((port, i) => new EndpointState({ id: `e${i}`, address: `127.0.0.1:${port}`, labels: {}, draining: false }));
+    const cluster = new ClusterRuntime({ name: 'backend', protocol: 'http', endpoints: endpoints.map((e) => ({ id: e.id, address: e.address, labels: {}, draining: false })) }, endpoints, { probe: async () => true });
+    closers.push(() => cluster.dispose());
+    const services = {
+      metrics,
+      peers: {
+        h1: (address: string) => {
+          let pool = pools.get(address);
+          if (!pool) {
+            pool = { ...target(Number(address.split(':')[1])), inflight: 0 };
+            pools.set(address, pool);
+          }
+          return pool;
+        },
+      },
+    } as unknown as ProxyServices;
+    return { router: new Router([{ backend: { cluster }, weight: 1 }], services), metrics };
+  }
+
+  test('a connect failure moves the request, body included, to another endpoint', async () => {
+    const app = await echoApp();
+    const dead = await closedPort();
+    const { router } = routerFor([dead, app.port], new Map());
+    for (let i = 0; i < 2; i++) { // round robin: one of the two starts on the dead endpoint
+      const res = await router.handle(meshRequest({ method: 'POST', bodyText: `body ${i}` }));
+      assert.equal(res.status, 200);
+      assert.equal((JSON.parse(await readAll(res.body!)) as { body: string }).body, `body ${i}`);
+    }
+  });
+
+  test(`more than ${PEER_H1_MAX_SOCKETS + PEER_H1_MAX_QUEUED} requests waiting for one peer → CIRCUIT_OPEN, counted`, async () => {
+    const app = await echoApp();
+    const pools = new Map<string, PeerH1Pool>();
+    const { router, metrics } = routerFor([app.port], pools);
+    const ok = await router.handle(meshRequest());
+    await readAll(ok.body!);
+    pools.get(`127.0.0.1:${app.port}`)!.inflight = PEER_H1_MAX_SOCKETS + PEER_H1_MAX_QUEUED;
+    const err = await rejection(router.handle(meshRequest()));
+    assert.equal(err.code, 'CIRCUIT_OPEN');
+    const text = await metrics.registry.metrics();
+    assert.match(text, /trellis_circuit_breaker_overflows_total\{[^}]*limit="peerQueue"[^}]*\} 1/);
+  });
+});
