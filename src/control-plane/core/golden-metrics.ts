@@ -97,6 +97,16 @@ export function histogramQuantile(q: number, counts: readonly number[], bounds: 
   return bounds[bounds.length - 1] ?? 0;
 }
 
+/**
+ * Part `k` (0 = oldest) of `total` split over `parts` slots in whole units: ⌊total/parts⌋ each, the
+ * remainder one by one to the most recent slots. The same rule for requests, successes and every
+ * latency bucket keeps each slot's successes ≤ its requests.
+ */
+function share(total: number, parts: number, k: number): number {
+  const base = Math.floor(total / parts);
+  return base + (k >= parts - (total - base * parts) ? 1 : 0);
+}
+
 export class GoldenMetrics {
   readonly retentionMs: number;
   readonly slotMs: number;
@@ -126,12 +136,20 @@ export class GoldenMetrics {
    * Adds one stats message from a proxy of service `reporter`, received at `at` (ms) covering
    * `intervalMs` before it. Rows a proxy may not report (inbound rows not to its own service,
    * outbound rows not from it) are ignored. Returns the number of rows kept.
+   *
+   * A report's counts are spread evenly (in whole requests) over the slots its interval covers, not
+   * put in the slot it arrived in: the caller's and the callee's proxies report on their own timers,
+   * and a late or long report (a busy proxy, a reconnect) would otherwise land all at once in a short
+   * window, so the two views of one edge disagreed (seen as catalog's inbound ≈1.4× the web→catalog
+   * edge over a 30 s window on an overloaded machine).
    */
   ingest(reporter: string, rows: readonly StatsRow[], at: number, intervalMs = 0, droppedRequests = 0): number {
     const idx = Math.floor(at / this.slotMs);
     const start = at - Math.max(0, intervalMs);
     if (this.since === undefined || start < this.since) this.since = start;
     this.prune(idx);
+    // The slots (idx - spread, idx] the report covers, at least its arrival slot, at most the retention.
+    const spread = Math.min(this.capacity, Math.max(1, Math.round(Math.max(0, intervalMs) / this.slotMs)));
     let kept = 0;
     let dropped = droppedRequests;
     const width = this.buckets.length + 1;
@@ -145,15 +163,21 @@ export class GoldenMetrics {
         s = { direction: row.direction, source: row.source, destination: row.destination, route: row.route, slots: new Array(this.capacity), lastIdx: idx };
         this.series.set(key, s);
       }
-      const pos = idx % this.capacity;
-      let slot = s.slots[pos];
-      if (!slot || slot.idx !== idx) {
-        slot = { idx, requests: 0, successes: 0, latency: new Array<number>(width).fill(0) };
-        s.slots[pos] = slot;
+      const successes = Math.min(row.successes, row.requests);
+      for (let k = 0; k < spread; k++) {
+        const slotIdx = idx - spread + 1 + k;
+        const pos = ((slotIdx % this.capacity) + this.capacity) % this.capacity;
+        let slot = s.slots[pos];
+        if (!slot || slot.idx !== slotIdx) {
+          // An older slot still in the ring position is overwritten only by a newer one.
+          if (slot && slot.idx > slotIdx) continue;
+          slot = { idx: slotIdx, requests: 0, successes: 0, latency: new Array<number>(width).fill(0) };
+          s.slots[pos] = slot;
+        }
+        slot.requests += share(row.requests, spread, k);
+        slot.successes += share(successes, spread, k);
+        for (let i = 0; i < width && i < row.latency.length; i++) slot.latency[i]! += share(row.latency[i]!, spread, k);
       }
-      slot.requests += row.requests;
-      slot.successes += Math.min(row.successes, row.requests);
-      for (let i = 0; i < width && i < row.latency.length; i++) slot.latency[i]! += row.latency[i]!;
       if (idx > s.lastIdx) s.lastIdx = idx;
       kept++;
     }

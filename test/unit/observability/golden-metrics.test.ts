@@ -60,8 +60,31 @@ describe('GoldenMetrics', () => {
     const recent = g.query({ by: 'service', windowMs: 5000, now: T0 + 5000 }).rows[0]!;
     assert.equal(recent.requests, 40);
     assert.equal(recent.rps, 8);
-    // Nothing in a window that ends before the data.
-    assert.equal(g.query({ by: 'service', windowMs: 1000, now: T0 - 1000 }).rows.length, 0);
+    // The first report covers the 5 s before T0: a window inside them holds its share, one before them nothing.
+    assert.equal(g.query({ by: 'service', windowMs: 1000, now: T0 - 1000 }).rows[0]!.requests, 12);
+    assert.equal(g.query({ by: 'service', windowMs: 1000, now: T0 - 5000 }).rows.length, 0);
+  });
+
+  it('spreads a report over the time it covers, so a late report does not inflate a short window', () => {
+    // The same 10 req/s seen by the caller (web, reports every 5 s) and the callee (catalog, whose
+    // proxy stalled and sent one late report covering 14 s).
+    const g = new GoldenMetrics();
+    for (const at of [5_000, 10_000, 15_000, 20_000]) g.ingest('web', [row({ direction: 'outbound', source: 'web', destination: 'catalog', requests: 50 })], T0 + at, 5000);
+    g.ingest('catalog', [row({ source: 'web', destination: 'catalog', requests: 50 })], T0 + 5_000, 5000);
+    g.ingest('catalog', [row({ source: 'web', destination: 'catalog', requests: 137, successes: 131 })], T0 + 19_000, 14_000);
+    const window = { windowMs: 10_000, now: T0 + 20_000 };
+    const edge = g.query({ by: 'edge', ...window }).rows[0]!;
+    const inbound = g.query({ by: 'service', ...window }).rows[0]!;
+    assert.equal(edge.direction, 'outbound');
+    assert.equal(edge.requests, 100);
+    assert.equal(inbound.direction, 'inbound');
+    // 9 of the late report's 14 seconds are in the window: each holds ⌊137/14⌋ = 9, plus one of the 11
+    // left over (given to the report's latest seconds) = 90, not all 137 of them.
+    assert.equal(inbound.requests, 90);
+    // Whole requests, nothing lost or invented: the late report adds up to what it said, successes ≤ requests.
+    const all = g.query({ by: 'service', windowMs: 60_000, now: T0 + 20_000 }).rows[0]!;
+    assert.equal(all.requests, 187);
+    assert.ok(all.successRate <= 1 && all.successRate > 0.96);
   });
 
   it('rates cover only the time stats have been arriving when that is shorter than the window', () => {
