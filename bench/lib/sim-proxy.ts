@@ -83,8 +83,8 @@ export async function startSimProxy(token: string, service: string, address: str
   const stream = new XdsStream(cp, () => ({ keyPem: identity.current.keyPem, certPem: identity.current.certPem }), {
     id, service, address, protocol: 'http', labels,
   }, {
-    apply: async (raw) => applyWith(() => applier.apply(raw)),
-    applyDelta: async (raw) => applyWith(() => applier.applyDelta(raw)),
+    apply: async (raw) => { await applier.prepare(raw); return applyWith(() => applier.apply(raw)); },
+    applyDelta: async (raw) => { await applier.prepare(raw); return applyWith(() => applier.applyDelta(raw)); },
   }, log, { baseMs: 250, maxMs: 2000 }, () => identity.current.notAfter);
   function applyWith(apply: () => string): string {
     const t0 = performance.now();

@@ -191,10 +191,10 @@ backend peer
   };
 }
 
-interface TrellisProc { m: Managed; listening: Record<string, string>; allocated: () => number }
+export interface TrellisProc { m: Managed; listening: Record<string, string>; allocated: () => number }
 
 /** Spawns `node bin/trellis.js ...args` and waits for the named listening announcements (and "ready"). */
-async function startTrellis(name: string, args: string[], expect: string[], waitReady: boolean, env: Record<string, string>, nodeArgs: string[] = []): Promise<TrellisProc> {
+export async function startTrellis(name: string, args: string[], expect: string[], waitReady: boolean, env: Record<string, string>, nodeArgs: string[] = []): Promise<TrellisProc> {
   const m = spawnManaged(name, process.execPath, [...nodeArgs, TRELLIS_BIN, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, TRELLIS_LOG_LEVEL: 'warn', ...env },

@@ -1,16 +1,22 @@
+/**
+ * The `trellis` program. Every command is defined in ./program/ (names, arguments, options, help) and
+ * its action imports the command's module (./commands/) only when that command runs: `trellis proxy`
+ * loads the proxy and nothing of the operator commands (YAML, the SDK, can-i's engine), and `--help`
+ * loads no command module. control-plane and demo import their heavy modules in their action too.
+ */
 import { Command } from 'commander';
 import { registerControlPlane } from './commands/control-plane.js';
-import { registerProxy } from './commands/proxy.js';
-import { registerToken } from './commands/token.js';
-import { registerResourceCommands } from './commands/resources.js';
 import { registerDemo } from './commands/demo.js';
-import { registerCanI } from './commands/can-i.js';
-import { registerPrometheusConfig } from './commands/prometheus-config.js';
-import { registerRoute } from './commands/route.js';
-import { registerStat } from './commands/stat.js';
-import { registerTap } from './commands/tap.js';
-import { registerProxyConfig } from './commands/proxy-config.js';
-import { registerCheck } from './commands/check.js';
+import { registerProxy } from './program/proxy.js';
+import { registerToken } from './program/token.js';
+import { registerResourceCommands } from './program/resources.js';
+import { registerCanI } from './program/can-i.js';
+import { registerPrometheusConfig } from './program/prometheus-config.js';
+import { registerRoute } from './program/route.js';
+import { registerStat } from './program/stat.js';
+import { registerTap } from './program/tap.js';
+import { registerProxyConfig } from './program/proxy-config.js';
+import { registerCheck } from './program/check.js';
 
 export function buildProgram(): Command {
   const program = new Command('trellis')

@@ -7,16 +7,9 @@ import YAML from 'yaml';
 import type { Kind, Resource } from '../api/schema/resources.js';
 import type { ApplyResult, ServiceDescription, ServiceSummary } from '../sdk/client.js';
 
-export type OutputFormat = 'table' | 'yaml' | 'json';
-export const OUTPUT_FORMATS: OutputFormat[] = ['table', 'yaml', 'json'];
+import type { OutputFormat } from './output-format.js';
 
-export function parseOutputFormat(value: string): OutputFormat {
-  const v = value.toLowerCase();
-  if (v === 'table' || v === 'yaml' || v === 'json') return v;
-  if (v === 'yml') return 'yaml';
-  if (v === 'wide') return 'table';
-  throw new Error(`unknown output format "${value}": use table, yaml or json`);
-}
+export { OUTPUT_FORMATS, parseOutputFormat, type OutputFormat } from './output-format.js';
 
 export function toJson(value: unknown): string {
   return JSON.stringify(value, null, 2) + '\n';

@@ -171,7 +171,11 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   xds = new XdsStream(cp, credentials, {
     id: instanceId, service: opts.service, address: addresses.inbound!, protocol: opts.protocol, labels: opts.labels,
     adminAddress: addresses.admin!, version: TRELLIS_VERSION,
-  }, { apply: async (raw) => applier.apply(raw), applyDelta: async (raw) => applier.applyDelta(raw) }, log, undefined, () => identity.current.notAfter);
+  }, {
+    // prepare: modules only some configs need (jose for JWTAuthentication) load before the version compiles.
+    apply: async (raw) => { await applier.prepare(raw); return applier.apply(raw); },
+    applyDelta: async (raw) => { await applier.prepare(raw); return applier.applyDelta(raw); },
+  }, log, undefined, () => identity.current.notAfter);
   // Taps live as long as one config stream: a reconnect ends them, the control plane starts them again.
   xds.on('tap-start', (msg: TapStartMessage) => tap.start(msg));
   xds.on('tap-stop', (msg: { tapId: string }) => tap.stop(msg.tapId));

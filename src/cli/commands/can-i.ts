@@ -6,17 +6,17 @@
  * --jwt: the claims are decoded and issuer, audience, exp and nbf checked like the proxy does, but
  * the signature is NOT verified by can-i (it has no business fetching keys); the output says so.
  * Exit 0 when allowed, 1 when denied (403, 401 or 400 at the proxy), 2 when it could not tell.
+ * Definition and options: ../program/can-i.ts.
  */
-import { collect, parseHeaders } from '../options.js';
-import { Option, type Command } from 'commander';
+import { parseHeaders } from '../options.js';
 import type { ResourceOf } from '../../api/schema/resources.js';
 import { DEFAULT_MESH_CONFIG } from '../../api/schema/resources.js';
 import { MeshError } from '../../api/errors.js';
 import { compileAuthz, type AuthzDecision } from '../../proxy/authz/engine.js';
 import { checkClaimsUnverified } from '../../proxy/authz/jwt.js';
 import { normaliseTarget } from '../../proxy/authz/path.js';
-import { parseOutputFormat, toJson, toYaml, type OutputFormat } from '../output.js';
-import { apiOption, clientFor, handleApiError, type ClientCliOptions } from './resources.js';
+import { toJson, toYaml, type OutputFormat } from '../output.js';
+import { clientFor, handleApiError, type ClientCliOptions } from './resources.js';
 
 export interface CanIResult {
   allowed: boolean;
@@ -111,51 +111,35 @@ export function formatCanI(r: CanIResult, format: OutputFormat): string {
   return lines.join('\n') + '\n';
 }
 
-export function registerCanI(program: Command): void {
-  apiOption(program.command('can-i')
-    .description('Would SERVICE --to let SERVICE --from in for METHOD PATH? Prints allowed or denied, and the deciding policy and rule')
-    .requiredOption('--from <service>', 'the calling service')
-    .requiredOption('--to <service>', 'the destination service')
-    .argument('<method>', 'HTTP method, e.g. GET')
-    .argument('<path>', 'request path, e.g. /admin/x (normalised like the proxy does)')
-    .option('--header <k=v>', 'a request header; repeatable', collect, [])
-    .option('--jwt <token>', 'a bearer token whose claims policies may use (its signature is not verified by can-i)')
-    .option('--port <n>', 'destination port (default: the Service\'s declared port)', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`--port ${v}: not a port`);
-      return n;
-    })
-    .addOption(new Option('-o, --output <format>', 'table | yaml | json').default('table').argParser(parseOutputFormat)))
-    .action(async (method: string, path: string, opts: ClientCliOptions & {
-      from: string; to: string; header: string[]; jwt?: string; port?: number; output: OutputFormat;
-    }) => {
-      try {
-        const client = clientFor(opts);
-        const [status, authz, jwts, meshConfigs, services] = await Promise.all([
-          client.status(),
-          client.list('AuthorizationPolicy'),
-          client.list('JWTAuthentication'),
-          client.list('MeshConfig'),
-          client.list('Service'),
-        ]);
-        const mesh = meshConfigs.find((m): m is ResourceOf<'MeshConfig'> => m.kind === 'MeshConfig' && m.metadata.name === 'default');
-        const svc = services.find((s): s is ResourceOf<'Service'> => s.kind === 'Service' && s.metadata.name === opts.to);
-        const port = opts.port ?? svc?.spec.port;
-        const result = decideCanI({
-          from: opts.from, to: opts.to, method: method.toUpperCase(), path,
-          headers: parseHeaders(opts.header),
-          ...(opts.jwt !== undefined ? { jwt: opts.jwt } : {}),
-          ...(port !== undefined ? { port } : {}),
-          trustDomain: status.trustDomain,
-          authorizationPolicies: authz.filter((r): r is ResourceOf<'AuthorizationPolicy'> => r.kind === 'AuthorizationPolicy' && r.spec.targetRef.name === opts.to),
-          jwtAuthentications: jwts.filter((r): r is ResourceOf<'JWTAuthentication'> => r.kind === 'JWTAuthentication' && r.spec.targetRef.name === opts.to),
-          defaultAction: (mesh?.spec ?? DEFAULT_MESH_CONFIG).authorization.default,
-        });
-        process.stdout.write(formatCanI(result, opts.output));
-        process.exitCode = result.allowed ? 0 : 1;
-      } catch (err) {
-        handleApiError(err);
-        process.exitCode = 2;
-      }
+export async function runCanI(method: string, path: string, opts: ClientCliOptions & {
+  from: string; to: string; header: string[]; jwt?: string; port?: number; output: OutputFormat;
+}): Promise<void> {
+  try {
+    const client = clientFor(opts);
+    const [status, authz, jwts, meshConfigs, services] = await Promise.all([
+      client.status(),
+      client.list('AuthorizationPolicy'),
+      client.list('JWTAuthentication'),
+      client.list('MeshConfig'),
+      client.list('Service'),
+    ]);
+    const mesh = meshConfigs.find((m): m is ResourceOf<'MeshConfig'> => m.kind === 'MeshConfig' && m.metadata.name === 'default');
+    const svc = services.find((s): s is ResourceOf<'Service'> => s.kind === 'Service' && s.metadata.name === opts.to);
+    const port = opts.port ?? svc?.spec.port;
+    const result = decideCanI({
+      from: opts.from, to: opts.to, method: method.toUpperCase(), path,
+      headers: parseHeaders(opts.header),
+      ...(opts.jwt !== undefined ? { jwt: opts.jwt } : {}),
+      ...(port !== undefined ? { port } : {}),
+      trustDomain: status.trustDomain,
+      authorizationPolicies: authz.filter((r): r is ResourceOf<'AuthorizationPolicy'> => r.kind === 'AuthorizationPolicy' && r.spec.targetRef.name === opts.to),
+      jwtAuthentications: jwts.filter((r): r is ResourceOf<'JWTAuthentication'> => r.kind === 'JWTAuthentication' && r.spec.targetRef.name === opts.to),
+      defaultAction: (mesh?.spec ?? DEFAULT_MESH_CONFIG).authorization.default,
     });
+    process.stdout.write(formatCanI(result, opts.output));
+    process.exitCode = result.allowed ? 0 : 1;
+  } catch (err) {
+    handleApiError(err);
+    process.exitCode = 2;
+  }
 }

@@ -8,12 +8,11 @@
  *   certificates    no proxy certificate expired or within 10% (of MeshConfig certificateTTL) of expiry
  *   clock           the control plane's Date header within 5s of local time
  */
-import { Option, type Command } from 'commander';
 import { parseDuration } from '../../api/duration.js';
 import { TrellisApiError, type ProxiesResponse, type TrellisClient } from '../../sdk/client.js';
-import { parseOutputFormat, renderTable, toJson, toYaml, type OutputFormat } from '../output.js';
+import { renderTable, toJson, toYaml, type OutputFormat } from '../output.js';
 import { outstandingNack } from './proxy-config.js';
-import { apiOption, clientFor, type ClientCliOptions } from './resources.js';
+import { clientFor, type ClientCliOptions } from './resources.js';
 
 export interface CheckResult { name: string; ok: boolean; detail: string; hint?: string }
 
@@ -167,13 +166,8 @@ export function formatChecks(results: CheckResult[], format: OutputFormat): stri
   return text;
 }
 
-export function registerCheck(program: Command): void {
-  apiOption(program.command('check')
-    .description('Diagnose the mesh: control plane, CA expiry, proxy connections, config ACK/NACK, certificates, clock skew (exit 1 on any failure)')
-    .addOption(new Option('-o, --output <format>', 'table | yaml | json').default('table').argParser(parseOutputFormat)))
-    .action(async (opts: ClientCliOptions & { output: OutputFormat }) => {
-      const results = await runChecks(clientFor(opts));
-      process.stdout.write(formatChecks(results, opts.output));
-      if (results.some((r) => !r.ok)) process.exitCode = 1;
-    });
+export async function runCheck(opts: ClientCliOptions & { output: OutputFormat }): Promise<void> {
+  const results = await runChecks(clientFor(opts));
+  process.stdout.write(formatChecks(results, opts.output));
+  if (results.some((r) => !r.ok)) process.exitCode = 1;
 }

@@ -6,10 +6,9 @@
  * Admin listeners are loopback-only, so the generated config is for a Prometheus running on the
  * same host as the proxies.
  */
-import type { Command } from 'commander';
 import type { ProxiesResponse } from '../../control-plane/contract.js';
 import { parseDuration } from '../../api/duration.js';
-import { apiOption, clientFor, handleApiError, type ClientCliOptions } from './resources.js';
+import { clientFor, handleApiError, type ClientCliOptions } from './resources.js';
 
 export interface PrometheusConfigOptions {
   /** Prometheus duration, e.g. "15s". */
@@ -57,22 +56,16 @@ export function renderPrometheusConfig(proxies: ProxiesResponse['proxies'], opts
   return lines.join('\n') + '\n';
 }
 
-export function registerPrometheusConfig(program: Command): void {
-  apiOption(program.command('prometheus-config')
-    .description('Print a prometheus.yml scraping every connected proxy\'s admin /metrics (for a Prometheus on the proxies\' host: admin listens on loopback)')
-    .option('--scrape-interval <duration>', 'scrape and evaluation interval', '15s')
-    .option('--job <name>', 'scrape job name', 'trellis-proxies'))
-    .action(async (opts: ClientCliOptions & { scrapeInterval: string; job: string }) => {
-      try {
-        const ms = parseDuration(opts.scrapeInterval);
-        if (!(ms >= 1000) || ms % 1000 !== 0) throw new Error(`--scrape-interval must be a whole number of seconds (got ${opts.scrapeInterval})`);
-        const client = clientFor(opts);
-        const { proxies } = await client.proxies();
-        process.stdout.write(renderPrometheusConfig(proxies, {
-          scrapeInterval: `${ms / 1000}s`, jobName: opts.job, source: opts.api ?? process.env.TRELLIS_API ?? 'http://127.0.0.1:15000',
-        }));
-      } catch (err) {
-        handleApiError(err);
-      }
-    });
+export async function runPrometheusConfig(opts: ClientCliOptions & { scrapeInterval: string; job: string }): Promise<void> {
+  try {
+    const ms = parseDuration(opts.scrapeInterval);
+    if (!(ms >= 1000) || ms % 1000 !== 0) throw new Error(`--scrape-interval must be a whole number of seconds (got ${opts.scrapeInterval})`);
+    const client = clientFor(opts);
+    const { proxies } = await client.proxies();
+    process.stdout.write(renderPrometheusConfig(proxies, {
+      scrapeInterval: `${ms / 1000}s`, jobName: opts.job, source: opts.api ?? process.env.TRELLIS_API ?? 'http://127.0.0.1:15000',
+    }));
+  } catch (err) {
+    handleApiError(err);
+  }
 }

@@ -4,10 +4,9 @@
  * last NACK and its certificate expiry (TrellisClient.proxies()). The snapshot itself is at each
  * proxy's admin `/config` (loopback on the proxy's host).
  */
-import { Option, type Command } from 'commander';
 import type { ProxiesResponse } from '../../sdk/client.js';
-import { parseOutputFormat, renderTable, toJson, toYaml, type OutputFormat } from '../output.js';
-import { apiOption, clientFor, handleApiError, type ClientCliOptions } from './resources.js';
+import { renderTable, toJson, toYaml, type OutputFormat } from '../output.js';
+import { clientFor, handleApiError, type ClientCliOptions } from './resources.js';
 
 export interface ProxyConfigView {
   service: string;
@@ -70,23 +69,17 @@ export function formatProxyConfig(view: ProxyConfigView, format: OutputFormat): 
     ]));
 }
 
-export function registerProxyConfig(program: Command): void {
-  apiOption(program.command('proxy-config')
-    .description('Per instance of SERVICE: connection, ACKed vs current config version, last NACK, certificate expiry')
-    .argument('<service>', 'service name')
-    .addOption(new Option('-o, --output <format>', 'table | yaml | json').default('table').argParser(parseOutputFormat)))
-    .action(async (service: string, opts: ClientCliOptions & { output: OutputFormat }) => {
-      try {
-        const view = proxyConfigView(service, await clientFor(opts).proxies());
-        if (view.instances.length === 0 && opts.output === 'table') {
-          process.stderr.write(`error: no proxies of service ${service} are registered\n`);
-          process.exitCode = 1;
-          return;
-        }
-        process.stdout.write(formatProxyConfig(view, opts.output));
-        if (view.instances.length === 0) process.exitCode = 1;
-      } catch (err) {
-        handleApiError(err);
-      }
-    });
+export async function runProxyConfig(service: string, opts: ClientCliOptions & { output: OutputFormat }): Promise<void> {
+  try {
+    const view = proxyConfigView(service, await clientFor(opts).proxies());
+    if (view.instances.length === 0 && opts.output === 'table') {
+      process.stderr.write(`error: no proxies of service ${service} are registered\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.stdout.write(formatProxyConfig(view, opts.output));
+    if (view.instances.length === 0) process.exitCode = 1;
+  } catch (err) {
+    handleApiError(err);
+  }
 }

@@ -1,27 +1,16 @@
 /**
- * Resource commands: `apply -f FILE|DIR|-`, `get KIND [NAME]`, `delete KIND NAME`, `describe service NAME`.
- * They talk to the API only through the SDK (TrellisClient).
+ * Resource commands: `apply -f FILE|DIR|-`, `get KIND [NAME]`, `delete KIND NAME`, `describe service NAME`
+ * (definitions: ../program/resources.ts). They talk to the API only through the SDK (TrellisClient).
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { Option, type Command } from 'commander';
 import YAML from 'yaml';
 import { TrellisApiError, TrellisClient, resolveKind } from '../../sdk/client.js';
 import {
-  formatApplyResults, formatFieldErrors, formatResources, formatServiceDescription, parseOutputFormat,
-  type OutputFormat,
+  formatApplyResults, formatFieldErrors, formatResources, formatServiceDescription, type OutputFormat,
 } from '../output.js';
 
 export interface ClientCliOptions { api?: string }
-
-/** Adds `--api URL` (default $TRELLIS_API or http://127.0.0.1:15000). */
-export function apiOption(cmd: Command): Command {
-  return cmd.option('--api <url>', 'control plane API URL (default $TRELLIS_API or http://127.0.0.1:15000)');
-}
-
-function outputOption(cmd: Command, def: OutputFormat = 'table'): Command {
-  return cmd.addOption(new Option('-o, --output <format>', 'table | yaml | json').default(def).argParser(parseOutputFormat));
-}
 
 export function clientFor(opts: ClientCliOptions): TrellisClient {
   return new TrellisClient(opts.api ? { baseUrl: opts.api } : {});
@@ -116,68 +105,48 @@ function kindArg(input: string) {
   return kind;
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
+export async function runApply(opts: ClientCliOptions & { filename: string[]; dryRun?: boolean; output: OutputFormat }): Promise<void> {
+  let sources: SourceDoc[] = [];
+  try {
+    sources = await readResourceFiles(opts.filename);
+    if (sources.length === 0) throw new Error('no resources found in the input');
+    const res = await clientFor(opts).apply(sources.map((s) => s.value), { dryRun: Boolean(opts.dryRun) });
+    process.stdout.write(formatApplyResults(res.results, res.dryRun, opts.output));
+  } catch (err) {
+    handleApiError(err, sources);
+  }
+}
 
-export function registerResourceCommands(program: Command): void {
-  outputOption(apiOption(program.command('apply')
-    .description('Validate and apply resources (YAML or JSON, one or many documents); all or nothing')
-    .requiredOption('-f, --filename <path>', 'FILE, DIR (every .yaml/.yml/.json) or - for stdin; repeatable', collect)
-    .option('--dry-run', 'validate and show what would change, change nothing')), 'table')
-    .action(async (opts: ClientCliOptions & { filename: string[]; dryRun?: boolean; output: OutputFormat }) => {
-      let sources: SourceDoc[] = [];
-      try {
-        sources = await readResourceFiles(opts.filename);
-        if (sources.length === 0) throw new Error('no resources found in the input');
-        const res = await clientFor(opts).apply(sources.map((s) => s.value), { dryRun: Boolean(opts.dryRun) });
-        process.stdout.write(formatApplyResults(res.results, res.dryRun, opts.output));
-      } catch (err) {
-        handleApiError(err, sources);
-      }
-    });
+export async function runGet(kindInput: string, name: string | undefined, opts: ClientCliOptions & { output: OutputFormat }): Promise<void> {
+  try {
+    const kind = kindArg(kindInput);
+    const client = clientFor(opts);
+    if (name) {
+      const r = await client.get(kind, name);
+      process.stdout.write(formatResources(kind, [r], opts.output, true));
+    } else {
+      process.stdout.write(formatResources(kind, await client.list(kind), opts.output));
+    }
+  } catch (err) {
+    handleApiError(err);
+  }
+}
 
-  outputOption(apiOption(program.command('get')
-    .description('List resources of a KIND, or show one (kinds are case-insensitive; plurals accepted)')
-    .argument('<kind>', 'e.g. services, httproutes, trafficpolicy, meshconfig')
-    .argument('[name]', 'one resource')))
-    .action(async (kindInput: string, name: string | undefined, opts: ClientCliOptions & { output: OutputFormat }) => {
-      try {
-        const kind = kindArg(kindInput);
-        const client = clientFor(opts);
-        if (name) {
-          const r = await client.get(kind, name);
-          process.stdout.write(formatResources(kind, [r], opts.output, true));
-        } else {
-          process.stdout.write(formatResources(kind, await client.list(kind), opts.output));
-        }
-      } catch (err) {
-        handleApiError(err);
-      }
-    });
+export async function runDelete(kindInput: string, name: string, opts: ClientCliOptions): Promise<void> {
+  try {
+    const kind = kindArg(kindInput);
+    await clientFor(opts).delete(kind, name);
+    process.stdout.write(`${kind.toLowerCase()}/${name} deleted\n`);
+  } catch (err) {
+    handleApiError(err);
+  }
+}
 
-  apiOption(program.command('delete')
-    .description('Delete a resource')
-    .argument('<kind>')
-    .argument('<name>'))
-    .action(async (kindInput: string, name: string, opts: ClientCliOptions) => {
-      try {
-        const kind = kindArg(kindInput);
-        await clientFor(opts).delete(kind, name);
-        process.stdout.write(`${kind.toLowerCase()}/${name} deleted\n`);
-      } catch (err) {
-        handleApiError(err);
-      }
-    });
-
-  const describe = program.command('describe').description('Show a resource in detail with what relates to it');
-  outputOption(apiOption(describe.command('service')
-    .description('A service: its spec, instances (address, labels, connection, ACKed version) and the routes and policies naming it')
-    .argument('<name>')))
-    .action(async (name: string, opts: ClientCliOptions & { output: OutputFormat }) => {
-      try {
-        const d = await clientFor(opts).describeService(name);
-        process.stdout.write(formatServiceDescription(d, opts.output));
-      } catch (err) {
-        handleApiError(err);
-      }
-    });
+export async function runDescribeService(name: string, opts: ClientCliOptions & { output: OutputFormat }): Promise<void> {
+  try {
+    const d = await clientFor(opts).describeService(name);
+    process.stdout.write(formatServiceDescription(d, opts.output));
+  } catch (err) {
+    handleApiError(err);
+  }
 }

@@ -7,15 +7,14 @@
  * built on the proxy's route table; authorization reuses can-i's decideCanI (the proxy's engine).
  * Exit 0 when a route matches, 1 when none does (404 NO_ROUTE, or 400 BAD_REQUEST), 2 on error.
  */
-import { collect, parseHeaders } from '../options.js';
-import { Option, type Command } from 'commander';
+import { parseHeaders } from '../options.js';
 import type { HTTPRouteFilter, HTTPRouteMatch, ResourceOf } from '../../api/schema/resources.js';
 import { DEFAULT_MESH_CONFIG } from '../../api/schema/resources.js';
 import { TrellisApiError, type TrellisClient } from '../../sdk/client.js';
 import { explainRoute, type ExplainInstance, type RouteExplanation } from '../../proxy/routing/explain.js';
-import { parseOutputFormat, renderTable, toJson, toYaml, type OutputFormat } from '../output.js';
+import { renderTable, toJson, toYaml, type OutputFormat } from '../output.js';
 import { decideCanI } from './can-i.js';
-import { apiOption, clientFor, handleApiError, type ClientCliOptions } from './resources.js';
+import { clientFor, handleApiError, type ClientCliOptions } from './resources.js';
 
 export interface RouteAuthorization {
   service: string;
@@ -163,70 +162,59 @@ async function instancesOf(client: TrellisClient, name: string): Promise<Explain
   }
 }
 
-export function registerRoute(program: Command): void {
-  const route = program.command('route').description('Inspect how requests are routed');
-  apiOption(route.command('explain')
-    .description('Explain how the proxy of --from would route METHOD PATH to --to: route and rule, backends and weights, filters, timeouts, retries and policies (nothing is sent)')
-    .requiredOption('--from <service>', 'the calling service')
-    .requiredOption('--to <service>', 'the destination service')
-    .argument('<method>', 'HTTP method, e.g. GET')
-    .argument('<path>', 'request path with optional query, e.g. /api/items?variant=b')
-    .option('--header <k=v>', 'a request header; repeatable', collect, [])
-    .addOption(new Option('-o, --output <format>', 'table | yaml | json').default('table').argParser(parseOutputFormat)))
-    .action(async (method: string, path: string, opts: ClientCliOptions & { from: string; to: string; header: string[]; output: OutputFormat }) => {
-      try {
-        const headers = parseHeaders(opts.header);
-        const client = clientFor(opts);
-        const [status, routes, policies, authz, jwts, meshConfigs, services] = await Promise.all([
-          client.status(),
-          client.list('HTTPRoute'),
-          client.list('TrafficPolicy'),
-          client.list('AuthorizationPolicy'),
-          client.list('JWTAuthentication'),
-          client.list('MeshConfig'),
-          client.services(),
-        ]);
-        if (!services.some((s) => s.name === opts.to)) throw new Error(`unknown service "${opts.to}": no Service resource and no registered instance`);
-        const httpRoutes = routes.filter((r): r is ResourceOf<'HTTPRoute'> => r.kind === 'HTTPRoute');
-        // The compiler gives a service the first TrafficPolicy targeting it, by name.
-        const trafficPolicy = policies
-          .filter((p): p is ResourceOf<'TrafficPolicy'> => p.kind === 'TrafficPolicy' && p.spec.targetRef.name === opts.to)
-          .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))[0];
-        const probe = explainRoute({ service: opts.to, routes: httpRoutes, trafficPolicy, request: { method, path, headers } });
-        const names = new Set<string>([...probe.backends.map((b) => b.name), ...(probe.mirror ? [probe.mirror.name] : [])]);
-        const instances: Record<string, ExplainInstance[]> = {};
-        await Promise.all([...names].map(async (n) => { instances[n] = await instancesOf(client, n); }));
-        const explained = explainRoute({ service: opts.to, routes: httpRoutes, trafficPolicy, instances, request: { method, path, headers } });
+export async function runRouteExplain(method: string, path: string, opts: ClientCliOptions & { from: string; to: string; header: string[]; output: OutputFormat }): Promise<void> {
+  try {
+    const headers = parseHeaders(opts.header);
+    const client = clientFor(opts);
+    const [status, routes, policies, authz, jwts, meshConfigs, services] = await Promise.all([
+      client.status(),
+      client.list('HTTPRoute'),
+      client.list('TrafficPolicy'),
+      client.list('AuthorizationPolicy'),
+      client.list('JWTAuthentication'),
+      client.list('MeshConfig'),
+      client.services(),
+    ]);
+    if (!services.some((s) => s.name === opts.to)) throw new Error(`unknown service "${opts.to}": no Service resource and no registered instance`);
+    const httpRoutes = routes.filter((r): r is ResourceOf<'HTTPRoute'> => r.kind === 'HTTPRoute');
+    // The compiler gives a service the first TrafficPolicy targeting it, by name.
+    const trafficPolicy = policies
+      .filter((p): p is ResourceOf<'TrafficPolicy'> => p.kind === 'TrafficPolicy' && p.spec.targetRef.name === opts.to)
+      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))[0];
+    const probe = explainRoute({ service: opts.to, routes: httpRoutes, trafficPolicy, request: { method, path, headers } });
+    const names = new Set<string>([...probe.backends.map((b) => b.name), ...(probe.mirror ? [probe.mirror.name] : [])]);
+    const instances: Record<string, ExplainInstance[]> = {};
+    await Promise.all([...names].map(async (n) => { instances[n] = await instancesOf(client, n); }));
+    const explained = explainRoute({ service: opts.to, routes: httpRoutes, trafficPolicy, instances, request: { method, path, headers } });
 
-        const mesh = meshConfigs.find((m): m is ResourceOf<'MeshConfig'> => m.kind === 'MeshConfig' && m.metadata.name === 'default');
-        const auth = headers['authorization'];
-        const bearer = typeof auth === 'string' && /^bearer /i.test(auth) ? auth.slice(7).trim() : undefined;
-        const authorization: RouteAuthorization[] = [];
-        if (explained.matched) {
-          for (const svc of new Set(explained.backends.filter((b) => b.percent > 0).map((b) => b.name))) {
-            const d = decideCanI({
-              from: opts.from, to: svc, method: explained.request.method, path, headers,
-              ...(bearer !== undefined ? { jwt: bearer } : {}),
-              ...(services.find((s) => s.name === svc)?.port !== undefined ? { port: services.find((s) => s.name === svc)!.port! } : {}),
-              trustDomain: status.trustDomain,
-              authorizationPolicies: authz.filter((r): r is ResourceOf<'AuthorizationPolicy'> => r.kind === 'AuthorizationPolicy' && r.spec.targetRef.name === svc),
-              jwtAuthentications: jwts.filter((r): r is ResourceOf<'JWTAuthentication'> => r.kind === 'JWTAuthentication' && r.spec.targetRef.name === svc),
-              defaultAction: (mesh?.spec ?? DEFAULT_MESH_CONFIG).authorization.default,
-            });
-            authorization.push({
-              service: svc, allowed: d.allowed, outcome: d.outcome, status: d.status,
-              ...(d.policy !== undefined ? { policy: d.policy } : {}),
-              ...(d.rule !== undefined ? { rule: d.rule } : {}),
-              reason: d.reason,
-            });
-          }
-        }
-        const result: RouteExplainResult = { from: opts.from, ...explained, authorization };
-        process.stdout.write(formatRouteExplanation(result, opts.output));
-        process.exitCode = explained.matched ? 0 : 1;
-      } catch (err) {
-        handleApiError(err);
-        process.exitCode = 2;
+    const mesh = meshConfigs.find((m): m is ResourceOf<'MeshConfig'> => m.kind === 'MeshConfig' && m.metadata.name === 'default');
+    const auth = headers['authorization'];
+    const bearer = typeof auth === 'string' && /^bearer /i.test(auth) ? auth.slice(7).trim() : undefined;
+    const authorization: RouteAuthorization[] = [];
+    if (explained.matched) {
+      for (const svc of new Set(explained.backends.filter((b) => b.percent > 0).map((b) => b.name))) {
+        const d = decideCanI({
+          from: opts.from, to: svc, method: explained.request.method, path, headers,
+          ...(bearer !== undefined ? { jwt: bearer } : {}),
+          ...(services.find((s) => s.name === svc)?.port !== undefined ? { port: services.find((s) => s.name === svc)!.port! } : {}),
+          trustDomain: status.trustDomain,
+          authorizationPolicies: authz.filter((r): r is ResourceOf<'AuthorizationPolicy'> => r.kind === 'AuthorizationPolicy' && r.spec.targetRef.name === svc),
+          jwtAuthentications: jwts.filter((r): r is ResourceOf<'JWTAuthentication'> => r.kind === 'JWTAuthentication' && r.spec.targetRef.name === svc),
+          defaultAction: (mesh?.spec ?? DEFAULT_MESH_CONFIG).authorization.default,
+        });
+        authorization.push({
+          service: svc, allowed: d.allowed, outcome: d.outcome, status: d.status,
+          ...(d.policy !== undefined ? { policy: d.policy } : {}),
+          ...(d.rule !== undefined ? { rule: d.rule } : {}),
+          reason: d.reason,
+        });
       }
-    });
+    }
+    const result: RouteExplainResult = { from: opts.from, ...explained, authorization };
+    process.stdout.write(formatRouteExplanation(result, opts.output));
+    process.exitCode = explained.matched ? 0 : 1;
+  } catch (err) {
+    handleApiError(err);
+    process.exitCode = 2;
+  }
 }

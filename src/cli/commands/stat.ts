@@ -6,11 +6,10 @@
  * `trellis top [--window 10s] [--interval 2s] [--once]`: the busiest (service, route) rows, refreshed
  * in place; --once prints them once and exits.
  */
-import { Option, type Command } from 'commander';
 import { parseDuration } from '../../api/duration.js';
 import type { StatsResponse, StatsRowView } from '../../sdk/client.js';
-import { parseOutputFormat, renderTable, toJson, toYaml, type OutputFormat } from '../output.js';
-import { apiOption, clientFor, handleApiError, type ClientCliOptions } from './resources.js';
+import { renderTable, toJson, toYaml, type OutputFormat } from '../output.js';
+import { clientFor, handleApiError, type ClientCliOptions } from './resources.js';
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 const ms = (x: number) => `${x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0)}ms`;
@@ -43,55 +42,40 @@ function checkWindow(window: string): void {
   if (w < 1000 || w > 15 * 60_000) throw new Error(`--window must be between 1s and 15m (got ${window})`);
 }
 
-export function registerStat(program: Command): void {
-  apiOption(program.command('stat')
-    .description('Golden metrics per service (or per route, or per edge): request rate, success rate, p50/p95/p99 latency')
-    .argument('[service]', 'only this service (for --edges: as source or destination)')
-    .option('--routes', 'one row per route of each service (callers\' view)')
-    .option('--edges', 'one row per edge source → destination')
-    .option('--window <duration>', 'time window, 1s to 15m', '1m')
-    .addOption(new Option('-o, --output <format>', 'table | yaml | json').default('table').argParser(parseOutputFormat)))
-    .action(async (service: string | undefined, opts: ClientCliOptions & { routes?: boolean; edges?: boolean; window: string; output: OutputFormat }) => {
-      try {
-        if (opts.routes && opts.edges) throw new Error('use either --routes or --edges');
-        checkWindow(opts.window);
-        const res = await clientFor(opts).stats({
-          window: opts.window, by: opts.routes ? 'route' : opts.edges ? 'edge' : 'service', ...(service ? { service } : {}),
-        });
-        process.stdout.write(formatStats(res, opts.output));
-      } catch (err) {
-        handleApiError(err);
-      }
+export async function runStat(service: string | undefined, opts: ClientCliOptions & { routes?: boolean; edges?: boolean; window: string; output: OutputFormat }): Promise<void> {
+  try {
+    if (opts.routes && opts.edges) throw new Error('use either --routes or --edges');
+    checkWindow(opts.window);
+    const res = await clientFor(opts).stats({
+      window: opts.window, by: opts.routes ? 'route' : opts.edges ? 'edge' : 'service', ...(service ? { service } : {}),
     });
+    process.stdout.write(formatStats(res, opts.output));
+  } catch (err) {
+    handleApiError(err);
+  }
+}
 
-  apiOption(program.command('top')
-    .description('The busiest (service, route) rows, refreshed in place')
-    .option('--window <duration>', 'time window, 1s to 15m', '10s')
-    .option('--interval <duration>', 'refresh interval', '2s')
-    .option('--limit <n>', 'rows shown', '20')
-    .option('--once', 'print once and exit'))
-    .action(async (opts: ClientCliOptions & { window: string; interval: string; limit: string; once?: boolean }) => {
-      try {
-        checkWindow(opts.window);
-        const intervalMs = parseDuration(opts.interval);
-        if (intervalMs < 100) throw new Error('--interval must be at least 100ms');
-        const limit = Number(opts.limit);
-        if (!Number.isInteger(limit) || limit < 1) throw new Error('--limit must be a positive integer');
-        const client = clientFor(opts);
-        const render = async () => formatTop(await client.stats({ window: opts.window, by: 'route' }), limit);
-        if (opts.once) {
-          process.stdout.write(await render());
-          return;
-        }
-        const tty = process.stdout.isTTY === true;
-        for (;;) {
-          const text = await render();
-          // On a terminal: home the cursor, clear the screen, redraw. Otherwise one block per refresh.
-          process.stdout.write(tty ? `\x1b[H\x1b[2J${text}` : `${text}\n`);
-          await new Promise((r) => setTimeout(r, intervalMs));
-        }
-      } catch (err) {
-        handleApiError(err);
-      }
-    });
+export async function runTop(opts: ClientCliOptions & { window: string; interval: string; limit: string; once?: boolean }): Promise<void> {
+  try {
+    checkWindow(opts.window);
+    const intervalMs = parseDuration(opts.interval);
+    if (intervalMs < 100) throw new Error('--interval must be at least 100ms');
+    const limit = Number(opts.limit);
+    if (!Number.isInteger(limit) || limit < 1) throw new Error('--limit must be a positive integer');
+    const client = clientFor(opts);
+    const render = async () => formatTop(await client.stats({ window: opts.window, by: 'route' }), limit);
+    if (opts.once) {
+      process.stdout.write(await render());
+      return;
+    }
+    const tty = process.stdout.isTTY === true;
+    for (;;) {
+      const text = await render();
+      // On a terminal: home the cursor, clear the screen, redraw. Otherwise one block per refresh.
+      process.stdout.write(tty ? `\x1b[H\x1b[2J${text}` : `${text}\n`);
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  } catch (err) {
+    handleApiError(err);
+  }
 }

@@ -11,19 +11,10 @@
  * (and counts) instead of buffering.
  */
 import { once } from 'node:events';
-import { Option, type Command } from 'commander';
 import { TrellisApiError, type TapEvent, type TapFilter } from '../../sdk/client.js';
 import { formatFieldErrors } from '../output.js';
-import { apiOption, clientFor, handleApiError, type ClientCliOptions } from './resources.js';
-
-export type TapOutput = 'table' | 'json';
-
-export function parseTapOutput(value: string): TapOutput {
-  const v = value.toLowerCase();
-  if (v === 'table' || v === 'wide') return 'table';
-  if (v === 'json') return v;
-  throw new Error(`unknown output format "${value}" for tap: use table or json`);
-}
+import type { TapOutput } from '../program/tap.js';
+import { clientFor, handleApiError, type ClientCliOptions } from './resources.js';
 
 export const TAP_TABLE_HEADER = 'TIME          DIRECTION  SOURCE → DESTINATION            METHOD   PATH                            STATUS  LATENCY   ERROR';
 
@@ -44,54 +35,46 @@ export function formatTapLine(e: TapEvent): string {
   ].join('  ');
 }
 
-export function registerTap(program: Command): void {
-  apiOption(program.command('tap')
-    .description('Live requests of every instance of SERVICE (both directions), one line per request as it completes')
-    .argument('<service>', 'the service whose proxies are tapped')
-    .option('--path <prefix>', 'only requests whose path starts with this prefix, e.g. /api')
-    .option('--method <method>', 'only requests with this HTTP method (case-insensitive)')
-    .addOption(new Option('-o, --output <format>', 'table | json (one TapEvent per line, with request headers)').default('table').argParser(parseTapOutput)))
-    .action(async (service: string, opts: ClientCliOptions & { path?: string; method?: string; output: TapOutput }) => {
-      const abort = new AbortController();
-      const onSignal = () => abort.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      process.stdout.on('error', onSignal); // EPIPE: the reader went away
-      const filter: TapFilter = { service, ...(opts.path !== undefined ? { path: opts.path } : {}), ...(opts.method !== undefined ? { method: opts.method } : {}) };
-      let instances = -1;
-      let dropped = 0;
-      try {
-        if (opts.output === 'table') process.stdout.write(TAP_TABLE_HEADER + '\n');
-        for await (const msg of clientFor(opts).tap(filter, { signal: abort.signal })) {
-          if (msg.type === 'status') {
-            if (msg.instances !== instances) {
-              instances = msg.instances;
-              process.stderr.write(`tapping ${instances} instance(s) of ${service}\n`);
-            }
-            if (msg.dropped > dropped) {
-              dropped = msg.dropped;
-              process.stderr.write(`dropped ${dropped} event(s) so far (rate or buffer bounds, or this client reading too slowly)\n`);
-            }
-            continue;
-          }
-          const line = opts.output === 'json' ? JSON.stringify(msg.event) : formatTapLine(msg.event);
-          if (!process.stdout.write(line + '\n')) await once(process.stdout, 'drain', { signal: abort.signal });
+export async function runTap(service: string, opts: ClientCliOptions & { path?: string; method?: string; output: TapOutput }): Promise<void> {
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.stdout.on('error', onSignal); // EPIPE: the reader went away
+  const filter: TapFilter = { service, ...(opts.path !== undefined ? { path: opts.path } : {}), ...(opts.method !== undefined ? { method: opts.method } : {}) };
+  let instances = -1;
+  let dropped = 0;
+  try {
+    if (opts.output === 'table') process.stdout.write(TAP_TABLE_HEADER + '\n');
+    for await (const msg of clientFor(opts).tap(filter, { signal: abort.signal })) {
+      if (msg.type === 'status') {
+        if (msg.instances !== instances) {
+          instances = msg.instances;
+          process.stderr.write(`tapping ${instances} instance(s) of ${service}\n`);
         }
-        if (!abort.signal.aborted) {
-          process.stderr.write('error: the control plane ended the tap\n');
-          process.exitCode = 1;
+        if (msg.dropped > dropped) {
+          dropped = msg.dropped;
+          process.stderr.write(`dropped ${dropped} event(s) so far (rate or buffer bounds, or this client reading too slowly)\n`);
         }
-      } catch (err) {
-        if (abort.signal.aborted) return; // Ctrl-C / SIGTERM / closed stdout: a clean end
-        if (err instanceof TrellisApiError && err.code === 'INVALID') {
-          process.exitCode = 1;
-          process.stderr.write(`error: invalid tap filter\n${formatFieldErrors(err.errors)}`);
-          return;
-        }
-        handleApiError(err);
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        continue;
       }
-    });
+      const line = opts.output === 'json' ? JSON.stringify(msg.event) : formatTapLine(msg.event);
+      if (!process.stdout.write(line + '\n')) await once(process.stdout, 'drain', { signal: abort.signal });
+    }
+    if (!abort.signal.aborted) {
+      process.stderr.write('error: the control plane ended the tap\n');
+      process.exitCode = 1;
+    }
+  } catch (err) {
+    if (abort.signal.aborted) return; // Ctrl-C / SIGTERM / closed stdout: a clean end
+    if (err instanceof TrellisApiError && err.code === 'INVALID') {
+      process.exitCode = 1;
+      process.stderr.write(`error: invalid tap filter\n${formatFieldErrors(err.errors)}`);
+      return;
+    }
+    handleApiError(err);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }

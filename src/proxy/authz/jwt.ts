@@ -12,8 +12,13 @@
  * - No token: refused when any policy is `required`, else the request goes on without claims.
  *   A bad token is refused even when not required.
  * Failures are JwtError (401 UNAUTHENTICATED) with a bounded `reason` for metrics.
+ * jose's verification code (JWS, JWKS, key import) is loaded by loadJwtVerification(), which the proxy
+ * awaits when a config with a JWTAuthentication arrives, before compiling it (runtime/optional-modules.ts):
+ * a proxy without one never loads it. The decoders (can-i, issuer lookup) are small and loaded with this module.
  */
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
+import type { JWTPayload, createLocalJWKSet, createRemoteJWKSet, jwtVerify } from 'jose';
+import { decodeJwt } from 'jose/jwt/decode';
+import { decodeProtectedHeader } from 'jose/decode/protected_header';
 import { MeshError } from '../../api/errors.js';
 import type { ResourceOf } from '../../api/schema/resources.js';
 
@@ -56,6 +61,31 @@ export interface JwtOptions {
 
 type KeySet = ReturnType<typeof createLocalJWKSet>;
 
+interface JoseVerification {
+  jwtVerify: typeof jwtVerify;
+  createLocalJWKSet: typeof createLocalJWKSet;
+  createRemoteJWKSet: typeof createRemoteJWKSet;
+}
+
+let verification: JoseVerification | undefined;
+let loading: Promise<void> | undefined;
+
+/** Loads jose's JWT verification and JWKS code once; compileJwtAuthenticator needs it. */
+export function loadJwtVerification(): Promise<void> {
+  loading ??= Promise.all([import('jose/jwt/verify'), import('jose/jwks/local'), import('jose/jwks/remote')]).then(([v, l, r]) => {
+    verification = { jwtVerify: v.jwtVerify, createLocalJWKSet: l.createLocalJWKSet, createRemoteJWKSet: r.createRemoteJWKSet };
+  }, (err: unknown) => {
+    loading = undefined; // a later config tries again
+    throw err;
+  });
+  return loading;
+}
+
+function jose(): JoseVerification {
+  if (!verification) throw new Error('JWT verification is not loaded: await loadJwtVerification() before compiling a JWTAuthentication');
+  return verification;
+}
+
 const remoteSets = new Map<string, KeySet>();
 function remoteSet(uri: string, opts: JwtOptions): KeySet {
   const cooldown = opts.jwksCooldownMs ?? DEFAULT_JWKS_COOLDOWN_MS;
@@ -64,7 +94,7 @@ function remoteSet(uri: string, opts: JwtOptions): KeySet {
   let set = remoteSets.get(key);
   if (!set) {
     if (remoteSets.size >= 256) remoteSets.clear();
-    set = createRemoteJWKSet(new URL(uri), { cooldownDuration: cooldown, cacheMaxAge: maxAge, timeoutDuration: 5_000 }) as unknown as KeySet;
+    set = jose().createRemoteJWKSet(new URL(uri), { cooldownDuration: cooldown, cacheMaxAge: maxAge, timeoutDuration: 5_000 }) as unknown as KeySet;
     remoteSets.set(key, set);
   }
   return set;
@@ -81,7 +111,7 @@ function keySetOf(policy: JwtPolicy, opts: JwtOptions): KeySet {
     throw new Error(`JWTAuthentication "${policy.metadata.name}": jwks.inline is not JSON: ${(err as Error).message}`);
   }
   try {
-    return createLocalJWKSet(parsed as Parameters<typeof createLocalJWKSet>[0]);
+    return jose().createLocalJWKSet(parsed as Parameters<typeof createLocalJWKSet>[0]);
   } catch (err) {
     throw new Error(`JWTAuthentication "${policy.metadata.name}": jwks.inline is not a JWK Set: ${(err as Error).message}`);
   }
@@ -140,6 +170,7 @@ export function compileJwtAuthenticator(service: string, policies: readonly JwtP
     audiences: p.spec.audiences && p.spec.audiences.length > 0 ? p.spec.audiences : undefined,
     keys: keySetOf(p, opts),
   }));
+  const verify = jose().jwtVerify;
   const required = mine.some((p) => p.spec.required);
   const issuers = [...new Set(mine.map((p) => p.spec.issuer))];
 
@@ -164,7 +195,7 @@ export function compileJwtAuthenticator(service: string, policies: readonly JwtP
       let first: JwtError | undefined;
       for (const v of candidates) {
         try {
-          const { payload } = await jwtVerify(token, v.keys, {
+          const { payload } = await verify(token, v.keys, {
             issuer: v.issuer,
             ...(v.audiences ? { audience: v.audiences } : {}),
             algorithms: JWT_ALGORITHMS,

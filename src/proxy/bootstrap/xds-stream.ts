@@ -72,6 +72,8 @@ export class XdsStream extends EventEmitter {
   private attempt = 0;
   private timer?: NodeJS.Timeout;
   private lastVersion?: string;
+  /** Settles when every message received so far has been handled (enqueue). */
+  private inbox: Promise<void> = Promise.resolve();
   connected = false;
 
   constructor(
@@ -118,7 +120,7 @@ export class XdsStream extends EventEmitter {
         });
       });
       stream.on('data', (chunk: string) => {
-        if (!lines.push(chunk, (line) => { if (line.trim()) void this.onLine(line); })) stream.close();
+        if (!lines.push(chunk, (line) => { if (line.trim()) this.enqueue(line); })) stream.close();
       });
       const onEnd = () => {
         if (this.stream !== stream) return;
@@ -142,6 +144,17 @@ export class XdsStream extends EventEmitter {
     if (this.stopped) return;
     const delay = backoffDelay(this.attempt++, this.backoff);
     this.timer = setTimeout(() => void this.connect(), delay);
+  }
+
+  /**
+   * Messages are handled one after the other, in arrival order, even when handling one waits (a module a
+   * config needs is loading: ConfigApplier.prepare): a later snapshot or delta never overtakes an earlier one.
+   */
+  private enqueue(line: string): void {
+    const previous = this.inbox;
+    let done!: () => void;
+    this.inbox = new Promise<void>((resolve) => { done = resolve; });
+    void previous.then(() => this.onLine(line)).finally(done);
   }
 
   private async onLine(line: string): Promise<void> {

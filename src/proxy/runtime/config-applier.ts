@@ -2,12 +2,14 @@
  * What a proxy does with each config message from the control plane: validate it with the Snapshot
  * schema, check the trust domain, compile it (runtime/compiled-config.ts), swap it in atomically and
  * dispose the previous one. Any failure keeps the last good config and is reported for a NACK.
+ * prepare() loads, before a version is applied, the modules its features need (optional-modules.ts).
  * The same code runs in `trellis proxy` and in the control-plane benchmark's simulated proxies.
  */
 import type { ClusterConfig } from '../../api/schema/snapshot.js';
 import { DELTA_BASE_MISMATCH, Snapshot, SnapshotDelta } from '../../api/schema/snapshot.js';
 import { parseOrThrow } from '../../api/schema/validate.js';
 import { compileConfig, type CompiledConfig } from './compiled-config.js';
+import { loadModulesFor } from './optional-modules.js';
 import type { ProxyServices } from './services.js';
 import type { Probe } from '../upstream/health-checker.js';
 
@@ -31,6 +33,21 @@ export class ConfigApplier {
 
   get current(): CompiledConfig | undefined { return this.config; }
   get lastNack(): LastNack | undefined { return this.nack; }
+
+  /**
+   * Loads the modules a raw snapshot or delta needs that a proxy does not load at start (jose for a
+   * JWTAuthentication), so that apply()/applyDelta() can compile it synchronously: await it first.
+   * Undefined when there is nothing to load. A module that fails to load refuses the version like any
+   * compile error (NACK), and is tried again with the next one.
+   */
+  prepare(raw: unknown): Promise<void> | undefined {
+    const loading = loadModulesFor(raw);
+    return loading?.catch((err: unknown) => {
+      const refused = new Error(`loading a module this config needs failed: ${(err as Error).message}`);
+      this.refused(raw, refused);
+      throw refused;
+    });
+  }
 
   /** Applies a raw snapshot; returns its version, or throws with the reason to NACK. */
   apply(raw: unknown): string {
@@ -93,11 +110,15 @@ export class ConfigApplier {
     try {
       return apply();
     } catch (err) {
-      const version = typeof (raw as { version?: unknown })?.version === 'string' ? (raw as { version: string }).version : 'unknown';
-      this.nack = { version, error: (err as Error).message, at: new Date().toISOString() };
-      this.opts.onRefused?.(version, (err as Error).message);
+      this.refused(raw, err as Error);
       throw err;
     }
+  }
+
+  private refused(raw: unknown, err: Error): void {
+    const version = typeof (raw as { version?: unknown })?.version === 'string' ? (raw as { version: string }).version : 'unknown';
+    this.nack = { version, error: err.message, at: new Date().toISOString() };
+    this.opts.onRefused?.(version, err.message);
   }
 
   dispose(): void {

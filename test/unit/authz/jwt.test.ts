@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload, type CryptoKey } from 'jose';
 import { JWTAuthenticationSpec } from '../../../src/api/schema/resources.js';
-import { checkClaimsUnverified, compileJwtAuthenticator, JwtError, type JwtPolicy } from '../../../src/proxy/authz/jwt.js';
+import { checkClaimsUnverified, compileJwtAuthenticator, JwtError, loadJwtVerification, type JwtPolicy } from '../../../src/proxy/authz/jwt.js';
 import { JwtAuthenticationFilter } from '../../../src/proxy/filters/jwt-authentication.js';
 import { meshRequest, response } from '../filters/helpers.js';
 
@@ -48,6 +48,7 @@ describe('JWT verification', () => {
   let ec: Key;
   let other: Key;
   before(async () => {
+    await loadJwtVerification(); // what the proxy does when a config with a JWTAuthentication arrives (runtime/optional-modules.ts)
     rsa = await key('rsa-1', 'RS256');
     ec = await key('ec-1', 'ES256');
     other = await key('rsa-1', 'RS256'); // same kid, different key: a forged signature
