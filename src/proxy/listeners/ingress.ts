@@ -79,6 +79,7 @@ export class HttpIngress {
       String(rawHeaders[':authority'] ?? rawHeaders['host'] ?? destination), headers, stream, source, destination, controller,
       stream.endAfterHeaders,
     );
+    meshReq.downstreamH2 = true;
     if (deadline !== undefined) meshReq.deadline = deadline;
     this.run(meshReq, (response, onDone) => writeH2Response(stream, response, { onDone }));
   }
@@ -95,7 +96,7 @@ export class HttpIngress {
   private newRequest(
     method: string, path: string, authority: string, headers: MeshRequest['headers'], body: MeshRequest['body'],
     source: Peer, destination: string, abort: DownstreamAbort, emptyBody: boolean,
-  ): MeshRequest {
+  ): ListenerRequest {
     return new ListenerRequest(
       abort, this.opts.direction, method, path, authority, headers, body, emptyBody, 'http', isGrpcContentType(headers['content-type']),
       source, destination, typeof headers['x-request-id'] === 'string' ? headers['x-request-id'] : newRequestId(),
