@@ -15,6 +15,7 @@ import { explainRoute, type ExplainInstance, type RouteExplanation } from '../..
 import { renderTable, toJson, toYaml, type OutputFormat } from '../output.js';
 import { decideCanI } from './can-i.js';
 import { clientFor, handleApiError, type ClientCliOptions } from './resources.js';
+import { byName } from '../../api/resource-order.js';
 
 export interface RouteAuthorization {
   service: string;
@@ -180,7 +181,7 @@ export async function runRouteExplain(method: string, path: string, opts: Client
     // The compiler gives a service the first TrafficPolicy targeting it, by name.
     const trafficPolicy = policies
       .filter((p): p is ResourceOf<'TrafficPolicy'> => p.kind === 'TrafficPolicy' && p.spec.targetRef.name === opts.to)
-      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))[0];
+      .sort(byName)[0];
     const probe = explainRoute({ service: opts.to, routes: httpRoutes, trafficPolicy, request: { method, path, headers } });
     const names = new Set<string>([...probe.backends.map((b) => b.name), ...(probe.mirror ? [probe.mirror.name] : [])]);
     const instances: Record<string, ExplainInstance[]> = {};

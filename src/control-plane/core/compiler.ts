@@ -17,6 +17,7 @@ import type { ClusterConfig, Endpoint, Snapshot } from '../../api/schema/snapsho
 import type { Protocol } from '../../api/schema/common.js';
 import type { Store } from './ports.js';
 import type { InstanceState } from './registry.js';
+import { byName } from '../../api/resource-order.js';
 
 export const VERSION_COUNTER = 'config-version';
 
@@ -31,7 +32,7 @@ export interface CompileInput {
 function ofKind<K extends Resource['kind']>(resources: Resource[], kind: K): ResourceOf<K>[] {
   return resources
     .filter((r): r is ResourceOf<K> => r.kind === kind)
-    .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+    .sort(byName);
 }
 
 /**

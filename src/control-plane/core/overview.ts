@@ -13,6 +13,7 @@ import type { DenialLog } from './denials.js';
 import type { GoldenMetrics } from './golden-metrics.js';
 import type { Store } from './ports.js';
 import type { MeshQueries } from './queries.js';
+import { byName } from '../../api/resource-order.js';
 
 /** Most denials one overview carries (newest first). */
 export const OVERVIEW_DENIALS = 50;
@@ -76,10 +77,10 @@ export class OverviewService {
       coveredMs: Math.round(byService.coveredMs),
       services,
       stats: { services: byService.rows, edges: byEdge.rows, routes: byRoute.rows, dropped: byService.dropped },
-      routes: resources.filter((r) => r.kind === 'HTTPRoute' || r.kind === 'TCPRoute').sort(byName),
+      routes: resources.filter((r) => r.kind === 'HTTPRoute' || r.kind === 'TCPRoute').sort(byKindAndName),
       authorization: {
         default: meshConfig?.spec.authorization.default ?? 'allow',
-        policies: resources.filter((r) => r.kind === 'AuthorizationPolicy').sort(byName),
+        policies: resources.filter((r) => r.kind === 'AuthorizationPolicy').sort(byKindAndName),
         denials: recent.slice(0, OVERVIEW_DENIALS),
         denialsKept: recent.length,
       },
@@ -110,6 +111,6 @@ export function toPoint(row: StatsRowView): OverviewHistoryPoint['services'][num
   return { service: row.service, rps: row.rps, successRate: row.successRate, p50: row.latencyMs.p50, p99: row.latencyMs.p99 };
 }
 
-function byName(a: Resource, b: Resource): number {
-  return a.kind === b.kind ? (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0) : a.kind < b.kind ? -1 : 1;
+function byKindAndName(a: Resource, b: Resource): number {
+  return a.kind === b.kind ? byName(a, b) : a.kind < b.kind ? -1 : 1;
 }

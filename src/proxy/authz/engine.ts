@@ -27,6 +27,7 @@
  *    booleans compare as strings). Without verified claims, a jwt condition never holds.
  */
 import type { ResourceOf } from '../../api/schema/resources.js';
+import { byName } from '../../api/resource-order.js';
 
 export type AuthorizationPolicy = ResourceOf<'AuthorizationPolicy'>;
 export type DefaultAction = 'allow' | 'deny';
@@ -78,7 +79,6 @@ export interface AuthzEngine {
   evaluate(attrs: AuthzAttributes): AuthzDecision;
 }
 
-const byName = (a: AuthorizationPolicy, b: AuthorizationPolicy) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0);
 
 export function compileAuthz(service: string, policies: readonly AuthorizationPolicy[], defaultAction: DefaultAction): AuthzEngine {
   const mine = policies.filter((p) => p.spec.targetRef.name === service).sort(byName);

@@ -21,6 +21,7 @@ import { decodeJwt } from 'jose/jwt/decode';
 import { decodeProtectedHeader } from 'jose/decode/protected_header';
 import { MeshError } from '../../api/errors.js';
 import type { ResourceOf } from '../../api/schema/resources.js';
+import { byName } from '../../api/resource-order.js';
 
 export type JwtPolicy = ResourceOf<'JWTAuthentication'>;
 
@@ -162,7 +163,7 @@ export function classifyJoseError(err: unknown): JwtError {
 
 export function compileJwtAuthenticator(service: string, policies: readonly JwtPolicy[], opts: JwtOptions = {}): JwtAuthenticator | null {
   const mine = policies.filter((p) => p.spec.targetRef.name === service)
-    .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+    .sort(byName);
   if (mine.length === 0) return null;
   const verifiers = mine.map((p) => ({
     name: p.metadata.name,

@@ -7,6 +7,7 @@
 import type { HTTPRouteMatch, HTTPRouteRule, ResourceOf } from '../../api/schema/resources.js';
 import type { MeshRequest } from '../pipeline/types.js';
 import { headerValue } from '../http/headers.js';
+import { byName } from '../../api/resource-order.js';
 
 export interface CompiledRule {
   /** "<route>/<rule index>" (or "default"): a bounded-cardinality label for metrics. */
@@ -30,7 +31,7 @@ const DEFAULT_RULE: HTTPRouteRule = {};
 export function compileRouteTable(service: string, routes: readonly ResourceOf<'HTTPRoute'>[]): RouteTable {
   const attached = routes
     .filter((r) => r.spec.parentRefs.some((p) => p.name === service))
-    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    .sort(byName);
   if (attached.length === 0) {
     const rule: CompiledRule = { name: 'default', routeName: 'default', rule: DEFAULT_RULE };
     return { rules: [rule], match: () => rule };

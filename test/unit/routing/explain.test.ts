@@ -36,6 +36,14 @@ describe('explainRoute', () => {
     assert.deepEqual(r.route?.match?.path, { type: 'Exact', value: '/api/admin/x' });
   });
 
+  test('equal matches in two routes: the route whose name comes first in code-point order wins', () => {
+    const rules = [{ matches: [{ path: { type: 'PathPrefix', value: '/same' } }], backendRefs: [to(v1)] }];
+    // "team-a-2" < "team-a2" in code points ('-' is 0x2d, '2' is 0x32), whatever order they are given in.
+    const routes = [route('team-a2', rules), route('team-a-2', rules)];
+    assert.equal(explain(routes, 'GET', '/same').route?.id, 'team-a-2/0');
+    assert.equal(explain([...routes].reverse(), 'GET', '/same').route?.id, 'team-a-2/0');
+  });
+
   test('the longer prefix wins', () => {
     const r = explain([canary], 'GET', '/api/admin/y');
     assert.equal(r.route?.id, 'catalog-routes/2');
