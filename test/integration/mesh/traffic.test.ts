@@ -73,6 +73,11 @@ describe('mesh traffic (HTTP/1.1)', () => {
     assert.equal(res.headers['x-trellis-error'], undefined);
     const post = await httpGet(frontend.outbound.backend!, '/echo', { 'content-type': 'text/plain' }, 'POST', 'x'.repeat(100_000));
     assert.equal(post.json().body.length, 100_000);
+    // Several MiB each way across the proxies' HTTP/1.1 mTLS hop (back-pressure), byte for byte.
+    const big = Array.from({ length: 4 << 20 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+    const bigPost = await httpGet(frontend.outbound.backend!, '/echo', { 'content-type': 'text/plain' }, 'POST', big);
+    assert.equal(bigPost.status, 200);
+    assert.ok(bigPost.json().body === big, 'the 4 MiB body arrived unchanged');
   });
 
   it('puts a new instance into rotation within a second', async () => {
