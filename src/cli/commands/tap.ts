@@ -20,17 +20,29 @@ export const TAP_TABLE_HEADER = 'TIME          DIRECTION  SOURCE → DESTINATION
 
 const latency = (ms: number) => `${ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0)}ms`;
 
-/** One table line for an event (UTC time of the request start). */
+/**
+ * `text` in a column of `width`: padded, or cut with "…" when longer, so the columns after it stay
+ * aligned. `keepEnd` cuts the start instead (paths: a gRPC path's method name is at its end).
+ */
+function cell(text: string, width: number, keepEnd = false): string {
+  if (text.length <= width) return text.padEnd(width);
+  return keepEnd ? `…${text.slice(text.length - width + 1)}` : `${text.slice(0, width - 1)}…`;
+}
+
+/**
+ * One table line for an event (UTC time of the request start). Long sources, methods and paths (gRPC
+ * paths often are) are cut to their column; `-o json` has them whole.
+ */
 export function formatTapLine(e: TapEvent): string {
   const time = e.at.length >= 23 ? e.at.slice(11, 23) : e.at;
   return [
-    time.padEnd(12),
-    e.direction.padEnd(9),
-    `${e.source} → ${e.destination}`.padEnd(30),
-    e.method.padEnd(7),
-    e.path.padEnd(30),
-    String(e.status).padEnd(6),
-    latency(e.latencyMs).padEnd(8),
+    cell(time, 12),
+    cell(e.direction, 9),
+    cell(`${e.source} → ${e.destination}`, 30),
+    cell(e.method, 7),
+    cell(e.path, 30, true),
+    cell(String(e.status), 6),
+    cell(latency(e.latencyMs), 8),
     e.error ?? '-',
   ].join('  ');
 }
