@@ -35,9 +35,10 @@ export const PEER_H1_MAX_SOCKETS = 256;
 /** Requests waiting for a connection to one peer beyond which new ones fail with CIRCUIT_OPEN. */
 export const PEER_H1_MAX_QUEUED = 1024;
 /**
- * Idle HTTP/1.1 connections to a peer are closed after this (TrafficPolicy.timeouts.idle when set),
- * well before the inbound listener's own keep-alive timeout (65 s, listeners/outbound.ts), so the
- * calling side closes first and never sends on a connection the peer is closing.
+ * Idle HTTP/1.1 connections to a peer are closed after this, or TrafficPolicy.timeouts.idle when that
+ * is shorter: always well before the inbound listener's own keep-alive timeout (65 s,
+ * listeners/outbound.ts), so the calling side closes first and does not send on a connection the peer
+ * is closing (a request with a body could not be moved to another endpoint then).
  */
 export const PEER_H1_IDLE_MS = 30_000;
 
@@ -123,12 +124,13 @@ export class PeerPool {
   }
 
   /** The HTTP/1.1 keep-alive mTLS pool to `address` (created on first use), whose certificate must be `service`'s. */
-  h1(address: string, service: string, connectTimeoutMs: number, idleTimeoutMs = PEER_H1_IDLE_MS): PeerH1Pool {
+  h1(address: string, service: string, connectTimeoutMs: number, idleTimeoutMs?: number): PeerH1Pool {
     const key = `${service}|${address}`;
     const existing = this.h1Pools.get(key);
     if (existing !== undefined) return existing;
     const { host, port } = parseHostPort(address);
-    const agent = new http.Agent({ keepAlive: true, maxSockets: PEER_H1_MAX_SOCKETS, maxFreeSockets: PEER_H1_MAX_SOCKETS, scheduling: 'lifo', timeout: idleTimeoutMs });
+    const idleMs = Math.min(idleTimeoutMs ?? PEER_H1_IDLE_MS, PEER_H1_IDLE_MS);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: PEER_H1_MAX_SOCKETS, maxFreeSockets: PEER_H1_MAX_SOCKETS, scheduling: 'lifo', timeout: idleMs });
     agent.createConnection = () => {
       if (this.closed) throw new MeshError('UPSTREAM_CONNECT_FAILED', 'proxy is shutting down');
       const socket = tls.connect({ host, port, ...this.identity.clientOptions(service, [ALPN_H1]) }) as tls.TLSSocket & { [NOT_READY]?: string };

@@ -85,6 +85,20 @@ describe('h1Forward', () => {
     assert.equal(app.connections(), 1, 'one keep-alive connection for three requests');
   });
 
+  test('the pool\'s idle timeout closes idle connections only, never one waiting for a slow answer', async () => {
+    const server = http.createServer((_req, res) => setTimeout(() => res.end('slow'), 300));
+    const port = await listen(server);
+    closers.push(() => server.closeAllConnections());
+    const agent = new http.Agent({ keepAlive: true, timeout: 100 });
+    closers.push(() => agent.destroy());
+    const res = await h1Forward({ host: '127.0.0.1', port, agent, label: 'slow' }, meshRequest());
+    assert.equal(res.status, 200);
+    assert.equal(await readAll(res.body!), 'slow');
+    const socket = Object.values(agent.freeSockets)[0]?.[0];
+    assert.ok(socket, 'the connection went back to the pool');
+    await new Promise((resolve) => socket.once('close', resolve)); // then closed once idle for 100 ms
+  });
+
   test('a connection that cannot be made is refused, and the body is left unread', async () => {
     const req = meshRequest({ method: 'POST', bodyText: 'still here' });
     const err = await rejection(h1Forward(target(await closedPort()), req));
