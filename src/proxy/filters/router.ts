@@ -12,7 +12,7 @@ import type { ProxyServices } from '../runtime/services.js';
 import type { ClusterRuntime } from '../upstream/cluster.js';
 import { outcomeOf } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint-state.js';
-import { h2Forward } from '../upstream/h2-forward.js';
+import { h2Forward, type ForwardObserver } from '../upstream/h2-forward.js';
 import { h1Forward } from '../upstream/h1-forward.js';
 import { PEER_H1_MAX_QUEUED, PEER_H1_MAX_SOCKETS } from '../upstream/peer-pool.js';
 import { WeightedPicker } from '../routing/weighted.js';
@@ -87,16 +87,7 @@ export class Router implements HttpFilter {
       cluster.record(ep, 'gateway-error');
       throw new MeshError('UPSTREAM_CONNECT_FAILED', err instanceof Error ? err.message : String(err), { refused: true });
     }
-    ep.inflight++;
-    const started = performance.now();
-    return h2Forward(session, req, 'https', {
-      done: (status, error) => {
-        ep.inflight--;
-        const now = performance.now();
-        ep.observeLatency(now - started, now);
-        cluster.record(ep, status === undefined || error ? 'gateway-error' : outcomeOf(status));
-      },
-    });
+    return h2Forward(session, req, 'https', exchange(cluster, ep));
   };
 
   /** HTTP/1.1 services: one exchange on the peer's keep-alive HTTP/1.1 mTLS pool. */
@@ -107,17 +98,25 @@ export class Router implements HttpFilter {
       return Promise.reject(new MeshError('CIRCUIT_OPEN', `${PEER_H1_MAX_QUEUED} requests already wait for a connection to ${ep.address}`));
     }
     pool.inflight++;
-    ep.inflight++;
-    const started = performance.now();
-    return h1Forward(pool, req, {
-      done: (status, error) => {
-        pool.inflight--;
-        ep.inflight--;
-        const now = performance.now();
-        ep.observeLatency(now - started, now);
-        cluster.record(ep, status === undefined || error ? 'gateway-error' : outcomeOf(status));
-      },
-    });
+    return h1Forward(pool, req, exchange(cluster, ep, () => { pool.inflight--; }));
+  };
+}
+
+/**
+ * The endpoint's bookkeeping for one exchange: in flight from now until the forwarder's `done`, then
+ * its latency (peak-EWMA) and outcome (outlier detection) recorded.
+ */
+function exchange(cluster: ClusterRuntime, ep: EndpointState, onDone?: () => void): ForwardObserver {
+  ep.inflight++;
+  const started = performance.now();
+  return {
+    done: (status, error) => {
+      onDone?.();
+      ep.inflight--;
+      const now = performance.now();
+      ep.observeLatency(now - started, now);
+      cluster.record(ep, status === undefined || error ? 'gateway-error' : outcomeOf(status));
+    },
   };
 }
 
