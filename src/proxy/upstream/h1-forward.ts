@@ -37,7 +37,15 @@ export function h1Forward(target: H1Target, req: MeshRequest, observer?: Forward
   const deadline = deadlineHeaders(req);
   headers = deadline ? { ...headers, ...deadline, host: req.authority } : { ...headers, host: req.authority };
   return new Promise((resolve, reject) => {
-    const outgoing = http.request({ host: target.host, port: target.port, method: req.method, path: req.path, headers, agent: target.agent });
+    let outgoing: http.ClientRequest;
+    try {
+      outgoing = http.request({ host: target.host, port: target.port, method: req.method, path: req.path, headers, agent: target.agent });
+    } catch (err) {
+      // The pool refused to open a connection (the proxy is shutting down): nothing was sent.
+      observer?.done(undefined, err as Error);
+      reject(err instanceof MeshError ? err : new MeshError('UPSTREAM_CONNECT_FAILED', `${target.label}: ${(err as Error).message}`, { refused: true }));
+      return;
+    }
     // The request's signal resets the upstream request (downstream gone, deadline passed). Wired by hand:
     // the `signal` option adds an end-of-stream watcher with ~8 listeners per request.
     const unsubscribe = whenAborted(req, () => outgoing.destroy(new Error('request aborted')));
