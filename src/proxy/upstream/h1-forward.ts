@@ -33,9 +33,7 @@ const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', '
 const STALE_CONNECTION_ERRORS = new Set(['ECONNRESET', 'EPIPE']);
 
 export function h1Forward(target: H1Target, req: MeshRequest, observer?: ForwardObserver): Promise<MeshResponse> {
-  let headers: HeaderMap & { host?: string } = req.headers;
-  const deadline = deadlineHeaders(req);
-  headers = deadline ? { ...headers, ...deadline, host: req.authority } : { ...headers, host: req.authority };
+  const headers: HeaderMap = { ...req.headers, ...deadlineHeaders(req), host: req.authority };
   return new Promise((resolve, reject) => {
     let outgoing: http.ClientRequest;
     try {

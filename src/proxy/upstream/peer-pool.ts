@@ -133,18 +133,13 @@ export class PeerPool {
     const agent = new http.Agent({ keepAlive: true, maxSockets: PEER_H1_MAX_SOCKETS, maxFreeSockets: PEER_H1_MAX_SOCKETS, scheduling: 'lifo', timeout: idleMs });
     agent.createConnection = () => {
       if (this.closed) throw new MeshError('UPSTREAM_CONNECT_FAILED', 'proxy is shutting down');
-      const socket = tls.connect({ host, port, ...this.identity.clientOptions(service, [ALPN_H1]) }) as tls.TLSSocket & { [NOT_READY]?: string };
-      socket.setNoDelay(true);
+      const socket = this.dial(host, port, service, ALPN_H1, connectTimeoutMs) as tls.TLSSocket & { [NOT_READY]?: string };
       // h1-forward.ts sends a request only after the handshake, so a refused peer leaves the body unread.
       socket[NOT_READY] = 'secureConnect';
-      const timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${connectTimeoutMs}ms`)), connectTimeoutMs);
       socket.once('secureConnect', () => {
-        clearTimeout(timer);
         delete socket[NOT_READY];
-        if (socket.alpnProtocol !== ALPN_H1) socket.destroy(new Error(`peer does not speak ${ALPN_H1}`));
-        else this.metrics?.peerConnections.labels({ destination: service, protocol: ALPN_H1 }).inc();
+        if (!socket.destroyed) this.metrics?.peerConnections.labels({ destination: service, protocol: ALPN_H1 }).inc();
       });
-      socket.once('close', () => clearTimeout(timer));
       return socket;
     };
     const pool: PeerH1Pool = { host, port, agent, label: `peer ${address}`, inflight: 0 };
@@ -156,26 +151,26 @@ export class PeerPool {
   connectRaw(address: string, service: string, alpn: string, connectTimeoutMs: number): Promise<tls.TLSSocket> {
     const { host, port } = parseHostPort(address);
     return new Promise((resolve, reject) => {
-      const socket = tls.connect({ host, port, ...this.identity.clientOptions(service, [alpn]) });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new MeshError('UPSTREAM_CONNECT_FAILED', `connect to ${address} timed out after ${connectTimeoutMs}ms`));
-      }, connectTimeoutMs);
-      socket.once('secureConnect', () => {
-        clearTimeout(timer);
-        if (socket.alpnProtocol !== alpn) {
-          socket.destroy();
-          reject(new MeshError('UPSTREAM_CONNECT_FAILED', `peer ${address} does not speak ${alpn}`));
-          return;
-        }
-        socket.setNoDelay(true);
-        resolve(socket);
-      });
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        reject(new MeshError('UPSTREAM_CONNECT_FAILED', `connect to ${address}: ${err.message}`));
-      });
+      const socket = this.dial(host, port, service, alpn, connectTimeoutMs);
+      socket.once('secureConnect', () => { if (!socket.destroyed) resolve(socket); });
+      socket.once('error', (err) => reject(new MeshError('UPSTREAM_CONNECT_FAILED', `connect to ${address}: ${err.message}`)));
     });
+  }
+
+  /**
+   * One mTLS connection to a peer: the peer must be `service` and agree to `alpn`, within
+   * `connectTimeoutMs` (else the socket is destroyed with an error saying which); no Nagle.
+   */
+  private dial(host: string, port: number, service: string, alpn: string, connectTimeoutMs: number): tls.TLSSocket {
+    const socket = tls.connect({ host, port, ...this.identity.clientOptions(service, [alpn]) });
+    socket.setNoDelay(true);
+    const timer = setTimeout(() => socket.destroy(new Error(`timed out after ${connectTimeoutMs}ms`)), connectTimeoutMs);
+    socket.once('secureConnect', () => {
+      clearTimeout(timer);
+      if (socket.alpnProtocol !== alpn) socket.destroy(new Error(`peer does not speak ${alpn}`));
+    });
+    socket.once('close', () => clearTimeout(timer));
+    return socket;
   }
 
   /** Drops pooled sessions and connections to addresses no longer in any cluster (requests in flight finish). */
