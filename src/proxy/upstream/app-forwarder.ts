@@ -2,7 +2,6 @@
  * The inbound side's last hop: the local application at --app, over HTTP/1.1 (keep-alive pool),
  * HTTP/2 cleartext (one multiplexed session) for http2/grpc apps, or raw TCP.
  */
-import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { MeshError } from '../../api/errors.js';
@@ -10,23 +9,23 @@ import type { Protocol } from '../../api/schema/common.js';
 import type { HostPort } from '../../shared/address.js';
 import type { MeshRequest, MeshResponse } from '../pipeline/types.js';
 import { h2Forward } from './h2-forward.js';
-import { h1Forward, type H1Target } from './h1-forward.js';
+import { h1Forward, plainPool, type H1Target } from './h1-forward.js';
+import type { Pool } from './undici-pool.js';
 
 export class AppForwarder {
-  private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
+  private h1?: H1Target & { pool: Pool };
   private h2?: { session: http2.ClientHttp2Session; ready: Promise<http2.ClientHttp2Session> };
-  private readonly h1Target: H1Target;
 
-  constructor(readonly app: HostPort, readonly protocol: Protocol, private readonly connectTimeoutMs = 2000) {
-    this.h1Target = { host: app.host, port: app.port, agent: this.agent, label: `app ${app.host}:${app.port}` };
-  }
+  constructor(readonly app: HostPort, readonly protocol: Protocol, private readonly connectTimeoutMs = 2000) {}
 
   forward(req: MeshRequest): Promise<MeshResponse> {
     return this.protocol === 'http2' || this.protocol === 'grpc' ? this.forwardH2(req) : this.forwardH1(req);
   }
 
   private forwardH1(req: MeshRequest): Promise<MeshResponse> {
-    return h1Forward(this.h1Target, req);
+    // Idle connections close after the app's Keep-Alive hint (less a second), else after 4 s.
+    this.h1 ??= { pool: plainPool(this.app.host, this.app.port, this.connectTimeoutMs), label: `app ${this.app.host}:${this.app.port}` };
+    return h1Forward(this.h1, req);
   }
 
   private async forwardH2(req: MeshRequest): Promise<MeshResponse> {
@@ -63,7 +62,7 @@ export class AppForwarder {
   }
 
   close(): void {
-    this.agent.destroy();
+    this.h1?.pool.destroy().catch(() => {});
     this.h2?.session.close();
   }
 }

@@ -1,97 +1,182 @@
 /**
- * Sends a MeshRequest as one HTTP/1.1 exchange on a keep-alive pool and resolves with the response
- * head; the body streams through. Used for the local HTTP/1.1 app (app-forwarder.ts) and for
- * proxy→proxy hops to HTTP/1.1 services over the mTLS pool of peer-pool.ts.
+ * Sends a MeshRequest as one HTTP/1.1 exchange on a keep-alive connection pool (undici, see
+ * undici-pool.ts) and resolves with the response head; the body streams through with backpressure.
+ * Used for the local HTTP/1.1 app (app-forwarder.ts) and for proxy→proxy hops to HTTP/1.1 services
+ * over the mTLS pool of peer-pool.ts.
  *
  * Failures that left nothing at the upstream are flagged `refused` (the router may then try another
- * endpoint): a connection that could not be made (the body is only sent once the connection is up,
- * so it is still unread), and a reused keep-alive connection the upstream had already closed
- * (ECONNRESET/EPIPE before any response byte: RFC 9112 §9.3.1's retry case).
+ * endpoint): a connection that could not be made (the pool only reads the body once a connection is
+ * up, so it is still unread), and a reused keep-alive connection the upstream had already closed
+ * (reset or closed before any byte of this response: RFC 9112 §9.3.1's retry case).
  */
-import http from 'node:http';
-import type { Socket } from 'node:net';
+import net from 'node:net';
+import { Readable } from 'node:stream';
 import { MeshError } from '../../api/errors.js';
 import { endToEndHeaders } from '../http/headers.js';
 import { deadlineHeaders } from '../filters/timeout.js';
 import { whenAborted } from '../pipeline/abort.js';
 import type { HeaderMap, MeshRequest, MeshResponse } from '../pipeline/types.js';
 import type { ForwardObserver } from './h2-forward.js';
-
-/** Set on a pooled socket until it can carry a request (TLS: after the handshake); see peer-pool.ts. */
-export const NOT_READY = Symbol('trellis.notReady');
-type PoolSocket = Socket & { [NOT_READY]?: string };
+import { bytesReadBefore, createPool, noteBytesReadOnError, POOL_DEFAULTS, type Dispatcher, type Pool } from './undici-pool.js';
 
 export interface H1Target {
-  host: string;
-  port: number;
-  agent: http.Agent;
+  pool: Dispatcher;
   /** Names the upstream in error messages ("app 127.0.0.1:8080", "peer 10.0.0.2:15006"). */
   label: string;
 }
 
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNABORTED']);
-const STALE_CONNECTION_ERRORS = new Set(['ECONNRESET', 'EPIPE']);
+/** A pool of plain TCP connections to host:port (the local app), no Nagle. */
+export function plainPool(host: string, port: number, connectTimeoutMs: number, options: Pool.Options = {}): Pool {
+  return createPool(`http://${host}:${port}`, {
+    ...POOL_DEFAULTS,
+    ...options,
+    connect: (_opts, callback) => {
+      const socket = net.connect({ host, port });
+      noteBytesReadOnError(socket);
+      let connected = false;
+      const timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${connectTimeoutMs}ms`)), connectTimeoutMs);
+      socket.once('connect', () => { clearTimeout(timer); connected = true; socket.setNoDelay(true); callback(null, socket); });
+      socket.once('error', (err) => { clearTimeout(timer); if (!connected) callback(err, null); });
+    },
+  });
+}
+
+const STALE_CONNECTION_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
 export function h1Forward(target: H1Target, req: MeshRequest, observer?: ForwardObserver): Promise<MeshResponse> {
   const headers: HeaderMap = { ...req.headers, ...deadlineHeaders(req), host: req.authority };
+  // The mesh does not forward Expect: the downstream listener already answered 100-continue.
+  if (headers['expect'] !== undefined) delete headers['expect'];
+  let body: AsyncIterable<Buffer> | null = null;
+  if (req.emptyBody) req.body.resume(); // drained so it ends; the request goes out without body framing
+  // An iterator that leaves the stream open when the pool stops early: a failed upstream must not
+  // destroy the downstream request (and with it the connection the error response goes back on).
+  else body = req.body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
   return new Promise((resolve, reject) => {
-    let outgoing: http.ClientRequest;
-    try {
-      outgoing = http.request({ host: target.host, port: target.port, method: req.method, path: req.path, headers, agent: target.agent });
-    } catch (err) {
-      // The pool refused to open a connection (the proxy is shutting down): nothing was sent.
-      observer?.done(undefined, err as Error);
-      reject(err instanceof MeshError ? err : new MeshError('UPSTREAM_CONNECT_FAILED', `${target.label}: ${(err as Error).message}`, { refused: true }));
+    const exchange = new H1Exchange(target.label, req, observer, resolve, reject);
+    // (undici takes async iterables as bodies; its typings list only the other kinds)
+    target.pool.dispatch({ method: req.method as Dispatcher.HttpMethod, path: req.path, headers: headers as Record<string, string | string[]>, body: body as Dispatcher.DispatchOptions['body'] }, exchange);
+  });
+}
+
+/** One exchange's undici handler: response head → MeshResponse, body chunks → its Readable. */
+class H1Exchange implements Dispatcher.DispatchHandlers {
+  private abortUpstream: ((err?: Error) => void) | undefined;
+  private cancelled: Error | undefined;
+  private body: UpstreamBody | undefined;
+  private status: number | undefined;
+  private trailers: HeaderMap | undefined;
+  private finished = false;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly label: string,
+    req: MeshRequest,
+    private readonly observer: ForwardObserver | undefined,
+    private readonly resolve: (res: MeshResponse) => void,
+    private readonly reject: (err: MeshError) => void,
+  ) {
+    // The request's cancellation (downstream gone, deadline passed) aborts the upstream exchange.
+    this.unsubscribe = whenAborted(req, () => this.cancel(new Error('request aborted')));
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.cancelled) abort(this.cancelled);
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    if (status < 200 || this.status !== undefined) return true; // 1xx: informational, not forwarded
+    this.status = status;
+    const { headers, hasTrailers } = headersOf(raw);
+    const body = new UpstreamBody(resume, (err) => this.abortUpstream?.(err));
+    this.body = body;
+    this.resolve({ status, headers, body, trailers: hasTrailers ? () => this.trailers : undefined });
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.body!.push(chunk);
+  }
+
+  onComplete(trailers: Array<Buffer | string> | null): void {
+    if (trailers && trailers.length > 0) this.trailers = headersOf(trailers).fields;
+    this.body!.complete = true;
+    this.body!.push(null);
+    this.finish(undefined);
+  }
+
+  onError(err: Error): void {
+    if (this.status !== undefined) {
+      this.body!.destroy(err);
+      this.finish(err);
       return;
     }
-    // The request's signal resets the upstream request (downstream gone, deadline passed). Wired by hand:
-    // the `signal` option adds an end-of-stream watcher with ~8 listeners per request.
-    const unsubscribe = whenAborted(req, () => outgoing.destroy(new Error('request aborted')));
-    let connected = false;
-    let status: number | undefined;
-    let finished = false;
-    const finish = (err: Error | undefined): void => {
-      if (finished) return;
-      finished = true;
-      unsubscribe();
-      observer?.done(status, err);
-    };
-    outgoing.on('response', (res) => {
-      status = res.statusCode ?? 502;
-      const hasTrailers = res.headers['trailer'] !== undefined;
-      res.once('close', () => finish(res.complete ? undefined : new Error('response aborted')));
-      resolve({
-        status,
-        headers: endToEndHeaders(res.headers),
-        body: res,
-        trailers: hasTrailers ? () => res.trailers as Record<string, string> : undefined,
-      });
-    });
-    outgoing.on('error', (err: NodeJS.ErrnoException) => {
-      if (status !== undefined) return; // the response body reports its own end (res 'close' above)
-      finish(err);
-      if (!connected || CONNECT_ERRORS.has(err.code ?? '')) {
-        reject(new MeshError('UPSTREAM_CONNECT_FAILED', `${target.label}: ${err.message}`, { refused: true }));
-      } else {
-        const stale = outgoing.reusedSocket && STALE_CONNECTION_ERRORS.has(err.code ?? '');
-        reject(new MeshError('UPSTREAM_RESET', `${target.label}: ${err.message}`, { refused: stale }));
-      }
-    });
-    const send = (): void => {
-      connected = true;
-      if (req.emptyBody) {
-        req.body.resume(); // drained so it ends; the request goes out without body framing
-        outgoing.end();
-        return;
-      }
-      req.body.on('error', () => outgoing.destroy());
-      req.body.pipe(outgoing);
-    };
-    // The body is sent once the connection is up: a connection that fails leaves it unread.
-    outgoing.once('socket', (socket: PoolSocket) => {
-      const waitFor = socket[NOT_READY] ?? (socket.connecting ? 'connect' : undefined);
-      if (waitFor === undefined) send();
-      else socket.once(waitFor, send);
-    });
-  });
+    this.finish(err);
+    this.reject(this.classify(err));
+  }
+
+  private cancel(err: Error): void {
+    this.cancelled = err;
+    if (this.abortUpstream) this.abortUpstream(err);
+    else if (this.status === undefined && !this.finished) {
+      // Still waiting for a connection: settle now; the pool drops it when its turn comes (onConnect).
+      this.finish(err);
+      this.reject(new MeshError('UPSTREAM_RESET', `${this.label}: ${err.message}`));
+    }
+  }
+
+  private classify(err: Error): MeshError {
+    if (err instanceof MeshError) return err;
+    if (this.abortUpstream === undefined) {
+      // No connection was ever handed over: nothing was sent (this includes a pool shutting down).
+      return new MeshError('UPSTREAM_CONNECT_FAILED', `${this.label}: ${err.message}`, { refused: true });
+    }
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const stale = STALE_CONNECTION_ERRORS.has(code) && (bytesReadBefore(err) ?? 0) > 0;
+    return new MeshError('UPSTREAM_RESET', `${this.label}: ${err.message}`, { refused: stale });
+  }
+
+  private finish(err: Error | undefined): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.unsubscribe();
+    this.observer?.done(this.status, err);
+  }
+}
+
+/** The response body as the pool delivers it: reading on resumes the pool, destroying aborts the exchange. */
+class UpstreamBody extends Readable {
+  complete = false;
+
+  constructor(private readonly resumeUpstream: () => void, private readonly abortUpstream: (err: Error) => void) {
+    super();
+  }
+
+  override _read(): void {
+    this.resumeUpstream();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    if (!this.complete) this.abortUpstream(err ?? new Error('response body discarded'));
+    callback(err);
+  }
+}
+
+/**
+ * Raw header lines → a HeaderMap: names lower-cased, values as latin1 (byte for byte), repeated
+ * Set-Cookie kept as a list and other repeated fields joined (RFC 9110 §5.3); `headers` without
+ * hop-by-hop fields, `fields` as received.
+ */
+function headersOf(raw: Array<Buffer | string>): { headers: HeaderMap; fields: HeaderMap; hasTrailers: boolean } {
+  const fields: HeaderMap = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    const value = raw[i + 1]!.toString('latin1');
+    const prev = fields[name];
+    if (prev === undefined) fields[name] = name === 'set-cookie' ? [value] : value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else if (name !== 'content-length') fields[name] = `${prev}, ${value}`;
+  }
+  return { headers: endToEndHeaders(fields), fields, hasTrailers: fields['trailer'] !== undefined };
 }

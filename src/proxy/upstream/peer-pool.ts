@@ -10,13 +10,13 @@
  *   those of the HTTP/1.1 client (docs/performance.md).
  * - Raw TLS connections serve TCP and WebSocket tunnels (`connectRaw`).
  */
-import http from 'node:http';
 import http2 from 'node:http2';
 import tls from 'node:tls';
 import { MeshError } from '../../api/errors.js';
 import { parseHostPort } from '../../shared/address.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
-import { NOT_READY, type H1Target } from './h1-forward.js';
+import type { H1Target } from './h1-forward.js';
+import { createPool, noteBytesReadOnError, POOL_DEFAULTS, type Dispatcher } from './undici-pool.js';
 import type { ProxyMetrics } from '../metrics.js';
 
 export const ALPN_H2 = 'h2';
@@ -130,21 +130,30 @@ export class PeerPool {
     if (existing !== undefined) return existing;
     const { host, port } = parseHostPort(address);
     const idleMs = Math.min(idleTimeoutMs ?? PEER_H1_IDLE_MS, PEER_H1_IDLE_MS);
-    const agent = new http.Agent({ keepAlive: true, maxSockets: PEER_H1_MAX_SOCKETS, maxFreeSockets: PEER_H1_MAX_SOCKETS, scheduling: 'lifo', timeout: idleMs });
-    agent.createConnection = () => {
-      if (this.closed) throw new MeshError('UPSTREAM_CONNECT_FAILED', 'proxy is shutting down');
-      const socket = this.dial(host, port, service, ALPN_H1, connectTimeoutMs) as tls.TLSSocket & { [NOT_READY]?: string };
-      // h1-forward.ts sends a request only after the handshake, so a refused peer leaves the body unread.
-      socket[NOT_READY] = 'secureConnect';
-      socket.once('secureConnect', () => {
-        delete socket[NOT_READY];
-        if (!socket.destroyed) this.metrics?.peerConnections.labels({ destination: service, protocol: ALPN_H1 }).inc();
-      });
-      return socket;
-    };
-    const pool: PeerH1Pool = { host, port, agent, label: `peer ${address}`, inflight: 0 };
-    this.h1Pools.set(key, pool);
-    return pool;
+    const pool = createPool(`https://${address}`, {
+      ...POOL_DEFAULTS,
+      connections: PEER_H1_MAX_SOCKETS,
+      keepAliveTimeout: idleMs,
+      keepAliveMaxTimeout: idleMs,
+      // The pool hands a connection over once the handshake is done (and the peer proved `service`):
+      // a refused peer leaves the request's body unread.
+      connect: (_opts, callback) => {
+        if (this.closed) { callback(new MeshError('UPSTREAM_CONNECT_FAILED', 'proxy is shutting down'), null); return; }
+        const socket = this.dial(host, port, service, ALPN_H1, connectTimeoutMs);
+        noteBytesReadOnError(socket);
+        let settled = false;
+        socket.once('secureConnect', () => {
+          if (socket.destroyed) return; // refused by dial (wrong ALPN): its error follows
+          settled = true;
+          this.metrics?.peerConnections.labels({ destination: service, protocol: ALPN_H1 }).inc();
+          callback(null, socket);
+        });
+        socket.once('error', (err) => { if (!settled) { settled = true; callback(err, null); } });
+      },
+    });
+    const entry: PeerH1Pool = { pool, label: `peer ${address}`, inflight: 0 };
+    this.h1Pools.set(key, entry);
+    return entry;
   }
 
   /** A raw mTLS connection to a peer with the given ALPN (TCP or HTTP/1.1 tunnels). */
@@ -185,7 +194,7 @@ export class PeerPool {
     for (const [key, pool] of this.h1Pools) {
       if (!liveAddresses.has(key.slice(key.indexOf('|') + 1))) {
         this.h1Pools.delete(key);
-        closeIdle(pool.agent);
+        closeGracefully(pool.pool);
       }
     }
   }
@@ -194,16 +203,12 @@ export class PeerPool {
     this.closed = true;
     for (const pooled of this.sessions.values()) pooled.session.close();
     this.sessions.clear();
-    for (const pool of this.h1Pools.values()) closeIdle(pool.agent);
+    for (const pool of this.h1Pools.values()) closeGracefully(pool.pool);
     this.h1Pools.clear();
   }
 }
 
-/**
- * Closes a pool's idle connections now and each busy one when its request completes (the agent
- * would otherwise keep them for reuse): in-flight requests finish, nothing is reused afterwards.
- */
-function closeIdle(agent: http.Agent): void {
-  agent.maxFreeSockets = 0; // a socket freed from now on is destroyed (Agent's 'free' handler)
-  for (const list of Object.values(agent.freeSockets)) for (const socket of list ?? []) socket.destroy();
+/** Closes a pool: idle connections now, busy ones once their requests (queued ones included) are done. */
+function closeGracefully(pool: Dispatcher): void {
+  pool.close().catch(() => {});
 }

@@ -9,7 +9,8 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { MeshError } from '../../../src/api/errors.js';
-import { h1Forward, type H1Target } from '../../../src/proxy/upstream/h1-forward.js';
+import { h1Forward, plainPool, type H1Target } from '../../../src/proxy/upstream/h1-forward.js';
+import type { Pool } from '../../../src/proxy/upstream/undici-pool.js';
 import { Router } from '../../../src/proxy/filters/router.js';
 import { ClusterRuntime } from '../../../src/proxy/upstream/cluster.js';
 import { EndpointState } from '../../../src/proxy/upstream/endpoint-state.js';
@@ -52,10 +53,10 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-function target(port: number): H1Target {
-  const agent = new http.Agent({ keepAlive: true, scheduling: 'lifo' });
-  closers.push(() => agent.destroy());
-  return { host: '127.0.0.1', port, agent, label: `peer 127.0.0.1:${port}` };
+function target(port: number, options: Pool.Options = {}): H1Target {
+  const pool = plainPool('127.0.0.1', port, 2_000, options);
+  closers.push(() => { pool.destroy().catch(() => {}); });
+  return { pool, label: `peer 127.0.0.1:${port}` };
 }
 
 async function rejection(p: Promise<unknown>): Promise<MeshError> {
@@ -79,6 +80,9 @@ describe('h1Forward', () => {
       assert.equal(res.status, 200);
       const echoed = JSON.parse(await readAll(res.body!)) as Record<string, string | null>;
       assert.deepEqual({ ...echoed, deadline: echoed.deadline !== null }, { method: 'POST', path: `/items/${i}`, host: 'backend.mesh', deadline: true, body: `payload ${i}` });
+      // The pool checks an idle connection for a FIN from the upstream for one event-loop turn before
+      // reusing it; a request sent within that turn takes another connection.
+      await new Promise((resolve) => setImmediate(resolve));
     }
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(done, [[200, undefined], [200, undefined], [200, undefined]], 'observer told once per exchange');
@@ -87,16 +91,55 @@ describe('h1Forward', () => {
 
   test('the pool\'s idle timeout closes idle connections only, never one waiting for a slow answer', async () => {
     const server = http.createServer((_req, res) => setTimeout(() => res.end('slow'), 300));
+    const closed = new Promise((resolve) => server.once('connection', (socket: net.Socket) => socket.once('close', resolve)));
     const port = await listen(server);
     closers.push(() => server.closeAllConnections());
-    const agent = new http.Agent({ keepAlive: true, timeout: 100 });
-    closers.push(() => agent.destroy());
-    const res = await h1Forward({ host: '127.0.0.1', port, agent, label: 'slow' }, meshRequest());
+    const t = target(port, { keepAliveTimeout: 100, keepAliveMaxTimeout: 100 });
+    const res = await h1Forward(t, meshRequest());
     assert.equal(res.status, 200);
     assert.equal(await readAll(res.body!), 'slow');
-    const socket = Object.values(agent.freeSockets)[0]?.[0];
-    assert.ok(socket, 'the connection went back to the pool');
-    await new Promise((resolve) => socket.once('close', resolve)); // then closed once idle for 100 ms
+    await closed; // then closed once idle for 100 ms
+  });
+
+  test('response headers: hop-by-hop fields dropped, repeated Set-Cookie kept apart, trailers after the body', async () => {
+    const server = net.createServer((socket) => socket.once('data', () => socket.write(
+      'HTTP/1.1 200 OK\r\nconnection: keep-alive, x-hop\r\nx-hop: 1\r\nset-cookie: a=1\r\nset-cookie: b=2\r\nx-many: 1\r\nx-many: 2\r\n'
+      + 'trailer: x-sum\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nx-sum: 42\r\n\r\n')));
+    const res = await h1Forward(target(await listen(server)), meshRequest());
+    assert.deepEqual(res.headers, { 'set-cookie': ['a=1', 'b=2'], 'x-many': '1, 2' });
+    assert.equal(await readAll(res.body!), 'ok');
+    assert.deepEqual(res.trailers?.(), { 'x-sum': '42' });
+  });
+
+  test('a response body nobody reads holds the upstream back (backpressure); discarding it ends the exchange', async () => {
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    const total = 256 * chunk.length;
+    let written = 0;
+    let blocked!: () => void;
+    const upstreamBlocked = new Promise<void>((resolve) => { blocked = resolve; });
+    let upstreamClosed!: () => void;
+    const closedUpstream = new Promise<void>((resolve) => { upstreamClosed = resolve; });
+    const server = http.createServer((_req, res) => {
+      res.on('close', () => upstreamClosed());
+      const pump = (): void => {
+        while (written < total) {
+          written += chunk.length;
+          if (!res.write(chunk)) { blocked(); res.once('drain', pump); return; }
+        }
+        res.end();
+      };
+      pump();
+    });
+    const done: Array<Error | undefined> = [];
+    const res = await h1Forward(target(await listen(server)), meshRequest(), { done: (_s, err) => done.push(err) });
+    await upstreamBlocked;
+    await new Promise((resolve) => setTimeout(resolve, 100)); // time for a pool without backpressure to take it all
+    assert.ok(written < total / 2, `the upstream is held back (wrote ${written} of ${total} bytes)`);
+    assert.ok(res.body!.readableLength <= 2 * chunk.length, `the proxy buffers little (${res.body!.readableLength} bytes)`);
+    res.body!.destroy();
+    await closedUpstream;
+    assert.equal(done.length, 1);
+    assert.ok(done[0] instanceof Error, 'the exchange ended with an error');
   });
 
   test('a connection that cannot be made is refused, and the body is left unread', async () => {

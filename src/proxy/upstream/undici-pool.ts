@@ -1,0 +1,49 @@
+/**
+ * undici's connection Pool: the HTTP/1.1 client of both upstream hops (h1-forward.ts), the local app
+ * (app-forwarder.ts) and other proxies over mTLS (peer-pool.ts).
+ *
+ * Why undici rather than node:http's client: on a bare Node.js proxy pair it cut the CPU per request
+ * of each proxy by about a third (docs/performance.md, "HTTP/1.1 client"): node:http's Agent and
+ * ClientRequest do per-request work a proxy does not need (pool-name strings, socket keep-alive and
+ * timer resets, an IncomingMessage stream per response). undici is the Node.js project's own HTTP
+ * client, with the llhttp parser.
+ *
+ * Loaded on first use and from its own module rather than the package index, which also loads fetch,
+ * WebSocket and caches (≈10 MiB of RSS more); a proxy that never sends HTTP/1.1 upstream never loads it.
+ */
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import type { Dispatcher, Pool } from 'undici';
+
+export type { Dispatcher, Pool };
+
+let PoolClass: typeof Pool | undefined;
+
+export function createPool(origin: string, options: Pool.Options): Pool {
+  PoolClass ??= createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof Pool;
+  return new PoolClass(origin, options);
+}
+
+/**
+ * Options every upstream pool shares: no header or body timeouts of the client's own (deadlines are
+ * the timeout filter's, and a response may stream for as long as it likes), one request per
+ * connection at a time (no pipelining, so a failure never touches a second request).
+ */
+export const POOL_DEFAULTS: Pool.Options = { pipelining: 1, headersTimeout: 0, bodyTimeout: 0 };
+
+const BYTES_READ_AT_ERROR = Symbol('trellis.bytesReadAtError');
+
+/**
+ * Notes on each error of `socket` how many bytes it had received before (h1-forward.ts tells a
+ * keep-alive connection that had already carried a response from a fresh one by it). Call before
+ * handing the socket to the pool, so this listener runs before undici's.
+ */
+export function noteBytesReadOnError(socket: Socket): void {
+  socket.on('error', (err) => { (err as unknown as Record<symbol, number>)[BYTES_READ_AT_ERROR] = socket.bytesRead; });
+}
+
+/** Bytes the failed connection had received before the error, when known. */
+export function bytesReadBefore(err: Error): number | undefined {
+  const noted = (err as unknown as Record<symbol, number | undefined>)[BYTES_READ_AT_ERROR];
+  return noted ?? (err as { socket?: { bytesRead?: number } }).socket?.bytesRead;
+}
