@@ -104,7 +104,7 @@ export class Router implements HttpFilter {
 
 /**
  * The endpoint's bookkeeping for one exchange: in flight from now until the forwarder's `done`, then
- * its latency (peak-EWMA) and outcome (outlier detection) recorded.
+ * its latency (peak-EWMA) and outcome (outlier detection) recorded, unless the peer refused it unseen.
  */
 function exchange(cluster: ClusterRuntime, ep: EndpointState, onDone?: () => void): ForwardObserver {
   ep.inflight++;
@@ -113,6 +113,9 @@ function exchange(cluster: ClusterRuntime, ep: EndpointState, onDone?: () => voi
     done: (status, error) => {
       onDone?.();
       ep.inflight--;
+      // Refused before any processing (a stale keep-alive connection, a draining peer's REFUSED_STREAM):
+      // says nothing about the endpoint's health, so neither latency nor outcome is recorded.
+      if (error instanceof MeshError && error.refused && error.code === 'UPSTREAM_RESET') return;
       const now = performance.now();
       ep.observeLatency(now - started, now);
       cluster.record(ep, status === undefined || error ? 'gateway-error' : outcomeOf(status));

@@ -5,7 +5,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { HeaderMap } from '../pipeline/types.js';
 
-const HOP_BY_HOP = new Set([
+/** Fields that describe one hop's connection and never travel further (plus Host, set per hop). */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer',
   'proxy-authenticate', 'proxy-authorization', 'http2-settings', 'host',
 ]);

@@ -12,12 +12,12 @@
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { MeshError } from '../../api/errors.js';
-import { endToEndHeaders } from '../http/headers.js';
+import { HOP_BY_HOP } from '../http/headers.js';
 import { deadlineHeaders } from '../filters/timeout.js';
 import { whenAborted } from '../pipeline/abort.js';
 import type { HeaderMap, MeshRequest, MeshResponse } from '../pipeline/types.js';
 import type { ForwardObserver } from './h2-forward.js';
-import { bytesReadBefore, createPool, noteBytesReadOnError, POOL_DEFAULTS, type Dispatcher, type Pool } from './undici-pool.js';
+import { bytesReadBefore, createPool, headerName, noteBytesReadOnError, POOL_DEFAULTS, type Dispatcher, type Pool } from './undici-pool.js';
 
 export interface H1Target {
   pool: Dispatcher;
@@ -44,9 +44,17 @@ export function plainPool(host: string, port: number, connectTimeoutMs: number, 
 const STALE_CONNECTION_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
 export function h1Forward(target: H1Target, req: MeshRequest, observer?: ForwardObserver): Promise<MeshResponse> {
-  const headers: HeaderMap = { ...req.headers, ...deadlineHeaders(req), host: req.authority };
-  // The mesh does not forward Expect: the downstream listener already answered 100-continue.
-  if (headers['expect'] !== undefined) delete headers['expect'];
+  // Header lines as the pool takes them, [name, value, ...]: no intermediate object per request.
+  const headers: Array<string | string[]> = [];
+  const from = req.headers;
+  for (const name in from) {
+    // Expect is not forwarded (the downstream listener already answered 100-continue); Host is per hop.
+    if (name === 'expect' || name === 'host') continue;
+    headers.push(name, from[name]!);
+  }
+  const deadline = deadlineHeaders(req);
+  if (deadline !== undefined) for (const name in deadline) headers.push(name, deadline[name]!);
+  headers.push('host', req.authority);
   let body: AsyncIterable<Buffer> | null = null;
   if (req.emptyBody) req.body.resume(); // drained so it ends; the request goes out without body framing
   // An iterator that leaves the stream open when the pool stops early: a failed upstream must not
@@ -55,7 +63,7 @@ export function h1Forward(target: H1Target, req: MeshRequest, observer?: Forward
   return new Promise((resolve, reject) => {
     const exchange = new H1Exchange(target.label, req, observer, resolve, reject);
     // (undici takes async iterables as bodies; its typings list only the other kinds)
-    target.pool.dispatch({ method: req.method as Dispatcher.HttpMethod, path: req.path, headers: headers as Record<string, string | string[]>, body: body as Dispatcher.DispatchOptions['body'] }, exchange);
+    target.pool.dispatch({ method: req.method as Dispatcher.HttpMethod, path: req.path, headers: headers as unknown as string[], body: body as Dispatcher.DispatchOptions['body'] }, exchange);
   });
 }
 
@@ -88,7 +96,7 @@ class H1Exchange implements Dispatcher.DispatchHandlers {
   onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
     if (status < 200 || this.status !== undefined) return true; // 1xx: informational, not forwarded
     this.status = status;
-    const { headers, hasTrailers } = headersOf(raw);
+    const { fields: headers, hasTrailers } = fieldsOf(raw, true);
     const body = new UpstreamBody(resume, (err) => this.abortUpstream?.(err));
     this.body = body;
     this.resolve({ status, headers, body, trailers: hasTrailers ? () => this.trailers : undefined });
@@ -100,7 +108,7 @@ class H1Exchange implements Dispatcher.DispatchHandlers {
   }
 
   onComplete(trailers: Array<Buffer | string> | null): void {
-    if (trailers && trailers.length > 0) this.trailers = headersOf(trailers).fields;
+    if (trailers && trailers.length > 0) this.trailers = fieldsOf(trailers, false).fields;
     this.body!.complete = true;
     this.body!.push(null);
     this.finish(undefined);
@@ -112,8 +120,9 @@ class H1Exchange implements Dispatcher.DispatchHandlers {
       this.finish(err);
       return;
     }
-    this.finish(err);
-    this.reject(this.classify(err));
+    const failure = this.classify(err);
+    this.finish(failure);
+    this.reject(failure);
   }
 
   private cancel(err: Error): void {
@@ -164,19 +173,33 @@ class UpstreamBody extends Readable {
 }
 
 /**
- * Raw header lines → a HeaderMap: names lower-cased, values as latin1 (byte for byte), repeated
- * Set-Cookie kept as a list and other repeated fields joined (RFC 9110 §5.3); `headers` without
- * hop-by-hop fields, `fields` as received.
+ * Raw header lines → a HeaderMap, in one pass: names lower-cased, values as latin1 (byte for byte),
+ * repeated Set-Cookie kept as a list and other repeated fields joined (RFC 9110 §5.3). `hopByHop`
+ * drops the connection's own fields and those the Connection field names (response heads);
+ * trailers keep everything.
  */
-function headersOf(raw: Array<Buffer | string>): { headers: HeaderMap; fields: HeaderMap; hasTrailers: boolean } {
+function fieldsOf(raw: Array<Buffer | string>, hopByHop: boolean): { fields: HeaderMap; hasTrailers: boolean } {
   const fields: HeaderMap = {};
+  let connection: string | undefined;
+  let hasTrailers = false;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase();
+    const name = headerName(raw[i]!);
     const value = raw[i + 1]!.toString('latin1');
+    if (hopByHop && HOP_BY_HOP.has(name)) {
+      if (name === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
+      else if (name === 'trailer') hasTrailers = true;
+      continue;
+    }
     const prev = fields[name];
     if (prev === undefined) fields[name] = name === 'set-cookie' ? [value] : value;
     else if (Array.isArray(prev)) prev.push(value);
     else if (name !== 'content-length') fields[name] = `${prev}, ${value}`;
   }
-  return { headers: endToEndHeaders(fields), fields, hasTrailers: fields['trailer'] !== undefined };
+  if (connection !== undefined) {
+    for (const token of connection.split(',')) {
+      const named = token.trim().toLowerCase();
+      if (named !== '' && named !== 'close' && named !== 'keep-alive') delete fields[named];
+    }
+  }
+  return { fields, hasTrailers };
 }

@@ -36,8 +36,9 @@ export function h2Forward(
       stream = session.request(headers, { endStream: req.emptyBody === true });
     } catch (err) {
       // The session is closing (GOAWAY): this stream never left.
-      reject(new MeshError('UPSTREAM_RESET', (err as Error).message, { refused: true }));
-      observer?.done(undefined, err as Error);
+      const refused = new MeshError('UPSTREAM_RESET', (err as Error).message, { refused: true });
+      reject(refused);
+      observer?.done(undefined, refused);
       return;
     }
     let status: number | undefined;
@@ -65,13 +66,16 @@ export function h2Forward(
     });
     stream.on('close', () => {
       unsubscribe();
+      const code = stream.rstCode;
       if (!settled) {
         settled = true;
-        const code = stream.rstCode;
         // REFUSED_STREAM (RFC 9113 §8.7): the peer did no processing, e.g. it is draining.
-        reject(new MeshError('UPSTREAM_RESET', `upstream closed the stream before answering (code ${code})`, { refused: code === h2c.NGHTTP2_REFUSED_STREAM }));
+        const failure = new MeshError('UPSTREAM_RESET', `upstream closed the stream before answering (code ${code})`, { refused: code === h2c.NGHTTP2_REFUSED_STREAM });
+        reject(failure);
+        observer?.done(status, failure);
+        return;
       }
-      observer?.done(status, stream.rstCode && stream.rstCode !== h2c.NGHTTP2_NO_ERROR ? new Error(`reset ${stream.rstCode}`) : undefined);
+      observer?.done(status, code && code !== h2c.NGHTTP2_NO_ERROR ? new Error(`reset ${code}`) : undefined);
     });
     if (req.emptyBody) {
       req.body.resume(); // nothing to send (END_STREAM went with HEADERS); drained so it ends

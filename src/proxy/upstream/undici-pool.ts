@@ -17,11 +17,19 @@ import type { Dispatcher, Pool } from 'undici';
 
 export type { Dispatcher, Pool };
 
+const load = createRequire(import.meta.url);
 let PoolClass: typeof Pool | undefined;
+let nameOf: ((raw: Buffer | string) => string) | undefined;
 
 export function createPool(origin: string, options: Pool.Options): Pool {
-  PoolClass ??= createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof Pool;
+  PoolClass ??= load('undici/lib/dispatcher/pool.js') as typeof Pool;
   return new PoolClass(origin, options);
+}
+
+/** A raw header name, lower-cased; well-known names come from undici's table of interned strings. */
+export function headerName(raw: Buffer | string): string {
+  nameOf ??= (load('undici/lib/core/util.js') as { headerNameToString: (raw: Buffer | string) => string }).headerNameToString;
+  return nameOf(raw);
 }
 
 /**

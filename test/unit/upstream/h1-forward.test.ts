@@ -142,6 +142,32 @@ describe('h1Forward', () => {
     assert.ok(done[0] instanceof Error, 'the exchange ended with an error');
   });
 
+  test('a malformed or ambiguous response head (Content-Length and chunked, a bad header) is an upstream reset, never forwarded', async () => {
+    for (const head of [
+      'HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nbad header\r\ncontent-length: 2\r\n\r\nok',
+      'HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok!',
+    ]) {
+      const server = net.createServer((socket) => socket.once('data', () => socket.end(head)));
+      const err = await rejection(h1Forward(target(await listen(server)), meshRequest()));
+      assert.equal(err.code, 'UPSTREAM_RESET', JSON.stringify(head));
+      assert.equal(err.refused, false);
+    }
+  });
+
+  test('repeated request header values go out as separate lines; Expect is not forwarded', async () => {
+    let head = '';
+    const server = net.createServer((socket) => socket.once('data', (d: Buffer) => {
+      head = d.toString('latin1');
+      socket.end('HTTP/1.1 204 No Content\r\n\r\n');
+    }));
+    const req = meshRequest({ headers: { 'x-many': ['1', '2'], expect: '100-continue' } });
+    const res = await h1Forward(target(await listen(server)), req);
+    assert.equal(res.status, 204);
+    assert.match(head, /\r\nx-many: 1\r\nx-many: 2\r\n/);
+    assert.doesNotMatch(head, /expect/i);
+  });
+
   test('a connection that cannot be made is refused, and the body is left unread', async () => {
     const req = meshRequest({ method: 'POST', bodyText: 'still here' });
     const err = await rejection(h1Forward(target(await closedPort()), req));
@@ -194,7 +220,10 @@ describe('router over HTTP/1.1 peers', () => {
         },
       },
     } as unknown as ProxyServices;
-    return { router: new Router([{ backend: { cluster }, weight: 1 }], services), metrics };
+    const outcomes: string[] = [];
+    const record = cluster.record.bind(cluster);
+    cluster.record = (ep, outcome) => { outcomes.push(outcome); record(ep, outcome); };
+    return { router: new Router([{ backend: { cluster }, weight: 1 }], services), metrics, outcomes };
   }
 
   test('a connect failure moves the request, body included, to another endpoint', async () => {
@@ -206,6 +235,24 @@ describe('router over HTTP/1.1 peers', () => {
       assert.equal(res.status, 200);
       assert.equal((JSON.parse(await readAll(res.body!)) as { body: string }).body, `body ${i}`);
     }
+  });
+
+  test('a stale keep-alive connection is not held against the endpoint (no outcome for outlier detection)', async () => {
+    const server = net.createServer((socket) => {
+      let served = 0;
+      socket.on('data', () => {
+        if (served++ === 0) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok');
+        else socket.resetAndDestroy();
+      });
+    });
+    const { router, outcomes } = routerFor([await listen(server)], new Map());
+    const first = await router.handle(meshRequest());
+    assert.equal(await readAll(first.body!), 'ok');
+    await new Promise((resolve) => setImmediate(resolve));
+    const err = await rejection(router.handle(meshRequest()));
+    assert.equal(err.code, 'UPSTREAM_RESET');
+    assert.equal(err.refused, true);
+    assert.deepEqual(outcomes, ['success'], 'only the answered request counts');
   });
 
   test(`more than ${PEER_H1_MAX_SOCKETS + PEER_H1_MAX_QUEUED} requests waiting for one peer → CIRCUIT_OPEN, counted`, async () => {
