@@ -16,16 +16,21 @@ export class AppForwarder {
   private h1?: H1Target & { pool: Pool };
   private h2?: { session: http2.ClientHttp2Session; ready: Promise<http2.ClientHttp2Session> };
 
-  constructor(readonly app: HostPort, readonly protocol: Protocol, private readonly connectTimeoutMs = 2000) {}
+  constructor(readonly app: HostPort, readonly protocol: Protocol, private readonly connectTimeoutMs = 2000) {
+    if (protocol === 'http') this.h1Target(); // the client loads now, not on the first request
+  }
 
   forward(req: MeshRequest): Promise<MeshResponse> {
     return this.protocol === 'http2' || this.protocol === 'grpc' ? this.forwardH2(req) : this.forwardH1(req);
   }
 
   private forwardH1(req: MeshRequest): Promise<MeshResponse> {
+    return h1Forward(this.h1Target(), req);
+  }
+
+  private h1Target(): H1Target {
     // Idle connections close after the app's Keep-Alive hint (less a second), else after 4 s.
-    this.h1 ??= { pool: plainPool(this.app.host, this.app.port, this.connectTimeoutMs), label: `app ${this.app.host}:${this.app.port}` };
-    return h1Forward(this.h1, req);
+    return this.h1 ??= { pool: plainPool(this.app.host, this.app.port, this.connectTimeoutMs), label: `app ${this.app.host}:${this.app.port}` };
   }
 
   private async forwardH2(req: MeshRequest): Promise<MeshResponse> {

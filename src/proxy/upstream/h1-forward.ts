@@ -23,6 +23,11 @@ export interface H1Target {
   pool: Dispatcher;
   /** Names the upstream in error messages ("app 127.0.0.1:8080", "peer 10.0.0.2:15006"). */
   label: string;
+  /**
+   * The upstream is a Trellis inbound, which never sends a body with a HEAD response: its connection
+   * stays open after one. (undici closes it by default, for servers that do; apps keep that default.)
+   */
+  headKeepsConnection?: boolean;
 }
 
 /** A pool of plain TCP connections to host:port (the local app), no Nagle. */
@@ -63,7 +68,10 @@ export function h1Forward(target: H1Target, req: MeshRequest, observer?: Forward
   return new Promise((resolve, reject) => {
     const exchange = new H1Exchange(target.label, req, observer, resolve, reject);
     // (undici takes async iterables as bodies; its typings list only the other kinds)
-    target.pool.dispatch({ method: req.method as Dispatcher.HttpMethod, path: req.path, headers: headers as unknown as string[], body: body as Dispatcher.DispatchOptions['body'] }, exchange);
+    target.pool.dispatch({
+      method: req.method as Dispatcher.HttpMethod, path: req.path, headers: headers as unknown as string[], body: body as Dispatcher.DispatchOptions['body'],
+      ...(target.headKeepsConnection === true && req.method === 'HEAD' ? { reset: false } : undefined),
+    }, exchange);
   });
 }
 

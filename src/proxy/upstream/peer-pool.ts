@@ -151,7 +151,7 @@ export class PeerPool {
         socket.once('error', (err) => { if (!settled) { settled = true; callback(err, null); } });
       },
     });
-    const entry: PeerH1Pool = { pool, label: `peer ${address}`, inflight: 0 };
+    const entry: PeerH1Pool = { pool, label: `peer ${address}`, headKeepsConnection: true, inflight: 0 };
     this.h1Pools.set(key, entry);
     return entry;
   }

@@ -8,8 +8,9 @@
  * timer resets, an IncomingMessage stream per response). undici is the Node.js project's own HTTP
  * client, with the llhttp parser.
  *
- * Loaded on first use and from its own module rather than the package index, which also loads fetch,
- * WebSocket and caches (≈10 MiB of RSS more); a proxy that never sends HTTP/1.1 upstream never loads it.
+ * Loaded from its own module rather than the package index, which also loads fetch, WebSocket and
+ * caches (≈10 MiB of RSS more), and only by a proxy that will send HTTP/1.1 upstream: when its app
+ * speaks HTTP/1.1 or a config names an HTTP/1.1 service (runtime/optional-modules.ts).
  */
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
@@ -21,9 +22,17 @@ const load = createRequire(import.meta.url);
 let PoolClass: typeof Pool | undefined;
 let nameOf: ((raw: Buffer | string) => string) | undefined;
 
-export function createPool(origin: string, options: Pool.Options): Pool {
+/**
+ * Loads the client (and starts compiling its parser) ahead of the first request: called when a config
+ * has an HTTP/1.1 service or the local app speaks HTTP/1.1, so no request waits for it (≈20 ms once).
+ */
+export function loadHttp1Client(): typeof Pool {
   PoolClass ??= load('undici/lib/dispatcher/pool.js') as typeof Pool;
-  return new PoolClass(origin, options);
+  return PoolClass;
+}
+
+export function createPool(origin: string, options: Pool.Options): Pool {
+  return new (loadHttp1Client())(origin, options);
 }
 
 /** A raw header name, lower-cased; well-known names come from undici's table of interned strings. */

@@ -1,11 +1,13 @@
 /**
  * Modules only some configs need load when such a config arrives, before it compiles (issue #7):
- * jose's JWT verification for a JWTAuthentication. A proxy without one never loads it.
- * Each test file runs in its own process, so jose's verification is not loaded when this file starts.
+ * jose's JWT verification for a JWTAuthentication, undici's pool for an HTTP/1.1 service. A proxy
+ * without one never loads it. Each test file runs in its own process, so neither is loaded when this
+ * file starts.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { type Snapshot } from '../../../src/api/schema/snapshot.js';
 import { DEFAULT_MESH_CONFIG, JWTAuthenticationSpec } from '../../../src/api/schema/resources.js';
 import { JwtError } from '../../../src/proxy/authz/jwt.js';
@@ -42,7 +44,19 @@ function snapshot(version: string, withJwt: boolean): Snapshot {
   } as Snapshot;
 }
 
+const http1ClientLoaded = (): boolean =>
+  Object.keys(createRequire(import.meta.url).cache).some((file) => file.endsWith('/undici/lib/dispatcher/pool.js'));
+
 describe('modules loaded on demand', () => {
+  it('the HTTP/1.1 client loads with the first config that has an HTTP/1.1 service, not before', () => {
+    assert.equal(http1ClientLoaded(), false);
+    const grpcOnly = { ...snapshot('1', false), clusters: { pay: { name: 'pay', protocol: 'grpc', endpoints: [] } } };
+    assert.equal(loadModulesFor(grpcOnly), undefined);
+    assert.equal(http1ClientLoaded(), false, 'a gRPC-only config does not load it');
+    assert.equal(loadModulesFor(snapshot('2', false)), undefined, 'loaded synchronously: nothing to wait for');
+    assert.equal(http1ClientLoaded(), true);
+  });
+
   it('loads nothing for a config without JWTAuthentication, nor for malformed input (validation refuses it next)', () => {
     assert.equal(loadModulesFor(snapshot('1', false)), undefined);
     for (const raw of [null, undefined, 'x', 7, { jwtAuthentications: 'x' }, { jwtAuthentications: [] }]) assert.equal(loadModulesFor(raw), undefined);

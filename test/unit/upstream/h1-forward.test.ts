@@ -89,6 +89,20 @@ describe('h1Forward', () => {
     assert.equal(app.connections(), 1, 'one keep-alive connection for three requests');
   });
 
+  test('HEAD keeps the connection to a Trellis peer open; an app\'s is closed after it (a body may follow)', async () => {
+    for (const [headKeepsConnection, expected] of [[true, 1], [false, 3]] as const) {
+      const app = await echoApp();
+      const t = { ...target(app.port), headKeepsConnection };
+      for (let i = 0; i < 3; i++) {
+        const res = await h1Forward(t, meshRequest({ method: 'HEAD', emptyBody: true }));
+        assert.equal(res.status, 200);
+        await readAll(res.body!);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.equal(app.connections(), expected, `headKeepsConnection=${headKeepsConnection}`);
+    }
+  });
+
   test('the pool\'s idle timeout closes idle connections only, never one waiting for a slow answer', async () => {
     const server = http.createServer((_req, res) => setTimeout(() => res.end('slow'), 300));
     const closed = new Promise((resolve) => server.once('connection', (socket: net.Socket) => socket.once('close', resolve)));
