@@ -145,11 +145,13 @@ class H1Exchange implements Dispatcher.DispatchHandlers {
 
   private classify(err: Error): MeshError {
     if (err instanceof MeshError) return err;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    // The pool refused the request itself (a header it cannot send): no endpoint would take it.
+    if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') return new MeshError('BAD_REQUEST', `${this.label}: ${err.message}`);
     if (this.abortUpstream === undefined) {
       // No connection was ever handed over: nothing was sent (this includes a pool shutting down).
       return new MeshError('UPSTREAM_CONNECT_FAILED', `${this.label}: ${err.message}`, { refused: true });
     }
-    const code = (err as NodeJS.ErrnoException).code ?? '';
     const stale = STALE_CONNECTION_ERRORS.has(code) && (bytesReadBefore(err) ?? 0) > 0;
     return new MeshError('UPSTREAM_RESET', `${this.label}: ${err.message}`, { refused: stale });
   }

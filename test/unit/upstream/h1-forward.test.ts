@@ -45,6 +45,17 @@ async function echoApp(): Promise<{ port: number; connections: () => number }> {
   return { port: await listen(server), connections: () => connections };
 }
 
+/** Answers the first request on a connection with keep-alive, then resets it when the next one arrives. */
+function staleConnectionServer(): Promise<number> {
+  return listen(net.createServer((socket) => {
+    let served = 0;
+    socket.on('data', () => {
+      if (served++ === 0) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok');
+      else socket.resetAndDestroy();
+    });
+  }));
+}
+
 /** A port nothing listens on. */
 async function closedPort(): Promise<number> {
   const server = net.createServer();
@@ -182,6 +193,14 @@ describe('h1Forward', () => {
     assert.doesNotMatch(head, /expect/i);
   });
 
+  test('a header the client cannot send (CR/LF in a value) is a bad request, not tried on another endpoint', async () => {
+    const app = await echoApp();
+    const err = await rejection(h1Forward(target(app.port), meshRequest({ headers: { 'x-bad': 'a\r\nx-smuggled: 1' } })));
+    assert.equal(err.code, 'BAD_REQUEST');
+    assert.equal(err.refused, false);
+    assert.equal(app.connections(), 0, 'nothing was sent');
+  });
+
   test('a connection that cannot be made is refused, and the body is left unread', async () => {
     const req = meshRequest({ method: 'POST', bodyText: 'still here' });
     const err = await rejection(h1Forward(target(await closedPort()), req));
@@ -191,15 +210,7 @@ describe('h1Forward', () => {
   });
 
   test('a reused keep-alive connection the upstream had closed is refused (safe to send elsewhere)', async () => {
-    // Answers the first request on a connection with keep-alive, then resets it when the next one arrives.
-    const server = net.createServer((socket) => {
-      let served = 0;
-      socket.on('data', () => {
-        if (served++ === 0) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok');
-        else socket.resetAndDestroy();
-      });
-    });
-    const t = target(await listen(server));
+    const t = target(await staleConnectionServer());
     const first = await h1Forward(t, meshRequest());
     assert.equal(await readAll(first.body!), 'ok');
     await new Promise((resolve) => setImmediate(resolve)); // the socket goes back to the pool
@@ -252,14 +263,7 @@ describe('router over HTTP/1.1 peers', () => {
   });
 
   test('a stale keep-alive connection is not held against the endpoint (no outcome for outlier detection)', async () => {
-    const server = net.createServer((socket) => {
-      let served = 0;
-      socket.on('data', () => {
-        if (served++ === 0) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok');
-        else socket.resetAndDestroy();
-      });
-    });
-    const { router, outcomes } = routerFor([await listen(server)], new Map());
+    const { router, outcomes } = routerFor([await staleConnectionServer()], new Map());
     const first = await router.handle(meshRequest());
     assert.equal(await readAll(first.body!), 'ok');
     await new Promise((resolve) => setImmediate(resolve));
