@@ -110,6 +110,8 @@ const MODULES: Array<{ module: string; specifiers: string[] }> = [
   { module: 'prom-client core (Registry, Counter, Gauge: what the proxy loads)', specifiers: ['prom-client/lib/registry.js', 'prom-client/lib/counter.js', 'prom-client/lib/gauge.js'] },
   { module: 'jose (index)', specifiers: ['jose'] },
   { module: 'jose/jwt/decode + jose/decode/protected_header', specifiers: ['jose/jwt/decode', 'jose/decode/protected_header'] },
+  { module: 'undici (index)', specifiers: ['undici'] },
+  { module: 'undici Pool (lib/dispatcher/pool.js: what the proxy loads for HTTP/1.1 upstreams)', specifiers: ['undici/lib/dispatcher/pool.js'] },
   { module: 'yaml', specifiers: ['yaml'] },
   { module: 'commander', specifiers: ['commander'] },
   { module: '@peculiar/x509 (with the reflect-metadata shim)', specifiers: [dist('src/pki/reflect-shim.js'), '@peculiar/x509'] },
