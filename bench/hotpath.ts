@@ -59,8 +59,8 @@ async function main(): Promise<void> {
       const before = mesh.proxies.map((p) => cpuMicros(p.pid));
       const splitBefore = mesh.proxies.map((p) => cpuSplit(p.pid));
       const allocBefore = mesh.proxies.map((p) => p.allocatedBytes?.() ?? 0);
-      let maxRss = 0;
-      const t = setInterval(() => { for (const p of mesh.proxies) maxRss = Math.max(maxRss, rssMiB(p.pid)); }, 250);
+      const maxRssOf = mesh.proxies.map(() => 0);
+      const t = setInterval(() => { mesh.proxies.forEach((p, i) => { maxRssOf[i] = Math.max(maxRssOf[i]!, rssMiB(p.pid)); }); }, 250);
       let res: { rps: number; failed: number; non2xx: number };
       let reqs: number;
       if (rate > 0) {
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
         ? ` heap alloc ${mesh.proxies.map((p, i) => `${p.role}=${round((p.allocatedBytes!() - allocBefore[i]!) / reqs / 1024, 2)}`).join(' ')} KiB/req`
         : '';
       const spans = sink ? ` spans=${sink.spans}` : '';
-      process.stdout.write(`${proto} ${size}: ${res.rps} req/s failed=${res.failed} non2xx=${res.non2xx} cpu out=${us[0]} in=${us[1]} sum=${round(us[0]! + us[1]!, 1)} µs/req (${split}) maxRSS=${round(maxRss, 1)} MiB${alloc}${spans}\n`);
+      process.stdout.write(`${proto} ${size}: ${res.rps} req/s failed=${res.failed} non2xx=${res.non2xx} cpu out=${us[0]} in=${us[1]} sum=${round(us[0]! + us[1]!, 1)} µs/req (${split}) maxRSS out=${round(maxRssOf[0]!, 1)} in=${round(maxRssOf[1]!, 1)} MiB${alloc}${spans}\n`);
     }
     await mesh.stop();
     await sink?.close();

@@ -1,8 +1,9 @@
 /**
  * The terminal outbound filter: picks a backend by weight, an endpoint by the cluster's balancer,
- * and forwards to that peer's inbound listener over mTLS: HTTP/1.1 requests to HTTP/1.1 services
- * over the peer's keep-alive HTTP/1.1 pool, everything else (HTTP/2 and gRPC services, requests
- * that arrived over HTTP/2) over its multiplexed HTTP/2 session (upstream/peer-pool.ts).
+ * and forwards to that peer's inbound listener over mTLS in the service's protocol: HTTP/1.1 services
+ * over the peer's keep-alive HTTP/1.1 pool (whatever protocol the request arrived in, as Istio does by
+ * default: the app behind the peer speaks HTTP/1.1 anyway), HTTP/2 and gRPC services over its
+ * multiplexed HTTP/2 session (upstream/peer-pool.ts).
  * A connect failure never sent the request, so another endpoint is tried (at most 3 in all).
  */
 import { MeshError } from '../../api/errors.js';
@@ -40,7 +41,7 @@ export class Router implements HttpFilter {
     private readonly services: ProxyServices,
   ) {
     this.picker = new WeightedPicker(backends.map((b) => ({
-      item: { ...b.backend, forward: b.backend.cluster.config.protocol === 'http' ? this.forwardHttp1Service : this.forwardH2 },
+      item: { ...b.backend, forward: b.backend.cluster.config.protocol === 'http' ? this.forwardH1 : this.forwardH2 },
       weight: b.weight,
     })));
   }
@@ -73,10 +74,6 @@ export class Router implements HttpFilter {
     }
     throw lastError ?? new MeshError('NO_HEALTHY_UPSTREAM', `no healthy instance of ${cluster.name}`);
   }
-
-  /** HTTP/1.1 services: HTTP/1.1 requests on the peer's HTTP/1.1 pool, requests that came over HTTP/2 on its session. */
-  private readonly forwardHttp1Service: PeerForward = (cluster, ep, req) =>
-    req.downstreamH2 === true ? this.forwardH2(cluster, ep, req) : this.forwardH1(cluster, ep, req);
 
   /** HTTP/2 and gRPC services: one stream on the peer's pooled HTTP/2 session. */
   private readonly forwardH2: PeerForward = async (cluster, ep, req) => {

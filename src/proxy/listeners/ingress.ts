@@ -79,7 +79,6 @@ export class HttpIngress {
       String(rawHeaders[':authority'] ?? rawHeaders['host'] ?? destination), headers, stream, source, destination, controller,
       stream.endAfterHeaders,
     );
-    meshReq.downstreamH2 = true;
     if (deadline !== undefined) meshReq.deadline = deadline;
     this.run(meshReq, (response, onDone) => writeH2Response(stream, response, { onDone }));
   }

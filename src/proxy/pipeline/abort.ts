@@ -57,7 +57,6 @@ function noop(): void {}
 export class ListenerRequest implements MeshRequest {
   readonly #abort: DownstreamAbort;
   deadline: number | undefined = undefined;
-  downstreamH2 = false;
   readonly attrs: MeshRequest['attrs'] = {};
   readonly startedAt = performance.now();
 

@@ -38,12 +38,6 @@ export interface MeshRequest {
   readonly emptyBody?: boolean;
   /** Protocol of the destination service (drives upstream framing). */
   protocol: Protocol;
-  /**
-   * True when the request reached this proxy over HTTP/2. The router then keeps HTTP/2 to the peer
-   * even for an HTTP/1.1 service (the downstream's multiplexing carries over, as Envoy's
-   * use_downstream_protocol); HTTP/1.1 requests to HTTP/1.1 services use the peer's HTTP/1.1 pool.
-   */
-  readonly downstreamH2?: boolean;
   readonly grpc: boolean;
   readonly source: Peer;
   /** The destination service name. */

@@ -123,7 +123,7 @@ describe('protocols through the mesh', () => {
     assert.equal(received, 'tcpapp:hello');
   });
 
-  it('between the proxies: HTTP/2, gRPC and requests that came over HTTP/2 multiplexed; HTTP/1.1 requests to HTTP/1.1 services on keep-alive HTTP/1.1', async () => {
+  it('between the proxies: HTTP/2 and gRPC services multiplexed on HTTP/2; HTTP/1.1 services on keep-alive HTTP/1.1, whatever the request arrived in', async () => {
     const http1 = await fetch(`http://${client.outbound.wssvc}/plain`);
     assert.equal(http1.status, 426, 'the WebSocket app answers plain requests with 426');
     await http1.arrayBuffer();
@@ -134,7 +134,7 @@ describe('protocols through the mesh', () => {
     assert.equal(opened('h2svc', 'http/1.1') + opened('grpcsvc', 'http/1.1'), 0);
     assert.equal(opened('wssvc', 'http/1.1'), 1, 'the HTTP/1.1 service is reached over an HTTP/1.1 mTLS connection');
     assert.equal(opened('wssvc', 'h2'), 0);
-    // A request that reaches the proxy over HTTP/2 (h2c) keeps HTTP/2 to the peer, even for an HTTP/1.1 service.
+    // A request that reaches the proxy over HTTP/2 (h2c) goes to an HTTP/1.1 service's peer over HTTP/1.1 too.
     const h2 = http2.connect(`http://${client.outbound.wssvc}`);
     const status = await new Promise<number>((resolve, reject) => {
       const stream = h2.request({ ':path': '/over-h2' });
@@ -145,6 +145,7 @@ describe('protocols through the mesh', () => {
     h2.close();
     assert.equal(status, 426);
     const after = await (await fetch(`http://${client.admin}/metrics`)).text();
-    assert.match(after, /^trellis_peer_connections_total\{[^}]*destination="wssvc",protocol="h2"[^}]*\} 1$/m);
+    assert.doesNotMatch(after, /^trellis_peer_connections_total\{[^}]*destination="wssvc",protocol="h2"/m, 'no HTTP/2 session to the HTTP/1.1 service');
+    assert.match(after, /^trellis_peer_connections_total\{[^}]*destination="wssvc",protocol="http\/1\.1"[^}]*\} [12]$/m);
   });
 });
