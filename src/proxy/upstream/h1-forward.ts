@@ -82,6 +82,8 @@ class H1Exchange implements Dispatcher.DispatchHandlers {
   private body: UpstreamBody | undefined;
   private status: number | undefined;
   private trailers: HeaderMap | undefined;
+  /** The first byte of this exchange's response arrived (so a reset is not a stale connection's). */
+  private responseStarted = false;
   private finished = false;
   private readonly unsubscribe: () => void;
 
@@ -99,6 +101,10 @@ class H1Exchange implements Dispatcher.DispatchHandlers {
   onConnect(abort: (err?: Error) => void): void {
     this.abortUpstream = abort;
     if (this.cancelled) abort(this.cancelled);
+  }
+
+  onResponseStarted(): void {
+    this.responseStarted = true;
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
@@ -152,7 +158,8 @@ class H1Exchange implements Dispatcher.DispatchHandlers {
       // No connection was ever handed over: nothing was sent (this includes a pool shutting down).
       return new MeshError('UPSTREAM_CONNECT_FAILED', `${this.label}: ${err.message}`, { refused: true });
     }
-    const stale = STALE_CONNECTION_ERRORS.has(code) && (bytesReadBefore(err) ?? 0) > 0;
+    // Stale: the connection failed before any byte of this response, after carrying earlier ones.
+    const stale = !this.responseStarted && STALE_CONNECTION_ERRORS.has(code) && (bytesReadBefore(err) ?? 0) > 0;
     return new MeshError('UPSTREAM_RESET', `${this.label}: ${err.message}`, { refused: stale });
   }
 

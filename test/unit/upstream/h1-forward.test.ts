@@ -172,6 +172,7 @@ describe('h1Forward', () => {
       'HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
       'HTTP/1.1 200 OK\r\nbad header\r\ncontent-length: 2\r\n\r\nok',
       'HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok!',
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok', // unasked-for 100: the client gives up
     ]) {
       const server = net.createServer((socket) => socket.once('data', () => socket.end(head)));
       const err = await rejection(h1Forward(target(await listen(server)), meshRequest()));
