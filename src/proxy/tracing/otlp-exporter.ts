@@ -8,8 +8,11 @@
  *   exportTimeoutMs; a failed or timed-out batch is dropped and counted (reason="export_failed").
  * - Encoding to JSON happens at flush time, off the request path.
  * - shutdown() flushes what is queued (bounded by a timeout) and refuses further spans.
+ * - Exports go over one keep-alive connection of the proxy's HTTP/1.1 client (undici-pool.ts), not the
+ *   global fetch, whose bundled copy of undici would add ~40 MiB to a tracing proxy.
  */
 import type { Logger } from '../../shared/log.js';
+import { createPool, requestStatus, type Pool } from '../upstream/undici-pool.js';
 
 export type AttributeValue = string | number | boolean;
 
@@ -51,10 +54,13 @@ export class OtlpHttpExporter {
   private flushing: Promise<void> | undefined;
   private closed = false;
   private failing = false;
+  private pool: Pool | undefined;
   readonly url: string;
+  private readonly target: URL;
 
   constructor(endpoint: string, private readonly hooks: ExporterHooks, private readonly opts: ExporterOptions = DEFAULT_EXPORTER_OPTIONS) {
     this.url = `${endpoint.replace(/\/+$/, '')}/v1/traces`;
+    this.target = new URL(this.url);
   }
 
   get queued(): number { return this.queue.length; }
@@ -87,6 +93,8 @@ export class OtlpHttpExporter {
     await Promise.race([this.flush(), new Promise<void>((r) => { timer = setTimeout(r, timeoutMs); timer.unref(); })]);
     clearTimeout(timer);
     if (this.timer) clearTimeout(this.timer);
+    this.pool?.destroy().catch(() => {});
+    this.pool = undefined;
   }
 
   private arm(): void {
@@ -97,14 +105,15 @@ export class OtlpHttpExporter {
 
   private async send(batch: FinishedSpan[]): Promise<void> {
     try {
-      const res = await fetch(this.url, {
-        method: 'POST',
+      const timeoutMs = this.opts.exportTimeoutMs;
+      // One export at a time (flush), so one connection; http or https from the endpoint URL.
+      this.pool ??= createPool(this.target.origin, { connections: 1, connect: { timeout: timeoutMs } });
+      const status = await requestStatus(this.pool, {
+        method: 'POST', path: `${this.target.pathname}${this.target.search}`,
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(encodeOtlpJson(batch, this.hooks.resource)),
-        signal: AbortSignal.timeout(this.opts.exportTimeoutMs),
-      });
-      await res.arrayBuffer().catch(() => undefined);
-      if (!res.ok) throw new Error(`OTLP endpoint answered ${res.status}`);
+      }, timeoutMs);
+      if (status < 200 || status > 299) throw new Error(`OTLP endpoint answered ${status}`);
       if (this.failing) { this.failing = false; this.hooks.log.info('span export recovered', { url: this.url }); }
     } catch (err) {
       this.hooks.onDropped('export_failed', batch.length);

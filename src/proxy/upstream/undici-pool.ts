@@ -64,3 +64,34 @@ export function bytesReadBefore(err: Error): number | undefined {
   const noted = (err as unknown as Record<symbol, number | undefined>)[BYTES_READ_AT_ERROR];
   return noted ?? (err as { socket?: { bytesRead?: number } }).socket?.bytesRead;
 }
+
+/**
+ * One request on `pool` whose response body is read and dropped; resolves with the final status, or
+ * rejects on a failure or when no complete answer came within `timeoutMs`. For the proxy's own small
+ * requests (span export), where the global fetch would load Node's bundled copy of undici (+40 MiB).
+ */
+export function requestStatus(pool: Dispatcher, opts: Dispatcher.DispatchOptions, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let status = 0;
+    let abort: ((err: Error) => void) | undefined;
+    let settled = false;
+    const settle = (err: Error | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) reject(err); else resolve(status);
+    };
+    const timer = setTimeout(() => {
+      const err = new Error(`no answer within ${timeoutMs}ms`);
+      abort?.(err);
+      settle(err);
+    }, timeoutMs);
+    pool.dispatch(opts, {
+      onConnect: (a) => { abort = a; },
+      onHeaders: (s) => { if (s >= 200) status = s; return true; },
+      onData: () => true,
+      onComplete: () => settle(undefined),
+      onError: (err) => settle(err),
+    });
+  });
+}

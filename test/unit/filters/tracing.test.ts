@@ -105,6 +105,32 @@ describe('OTLP exporter', () => {
     assert.ok(Date.now() - t0 < 2000);
     await recv.close();
   });
+
+  it('posts to the endpoint\'s path over one kept-alive connection; a non-2xx answer fails the batch', async () => {
+    const seen: string[] = [];
+    let connections = 0;
+    let answer = 200;
+    const server = http.createServer((req, res) => { seen.push(`${req.method} ${req.url} ${req.headers['content-type']}`); req.resume(); req.on('end', () => { res.statusCode = answer; res.end('{}'); }); });
+    server.on('connection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    let failed = 0;
+    const exporter = new OtlpHttpExporter(`http://127.0.0.1:${(server.address() as AddressInfo).port}/collector/`, { resource: {}, log: silent, onDropped: (r, n) => { if (r === 'export_failed') failed += n; } },
+      { maxQueueSize: 10, maxBatchSize: 10, flushIntervalMs: 60_000, exportTimeoutMs: 1000 });
+    exporter.add(span(1));
+    await exporter.flush();
+    await new Promise((r) => setImmediate(r)); // the pool checks an idle connection for one turn before reuse
+    exporter.add(span(2));
+    await exporter.flush();
+    assert.deepEqual(seen, ['POST /collector/v1/traces application/json', 'POST /collector/v1/traces application/json']);
+    assert.equal(connections, 1);
+    assert.equal(failed, 0);
+    answer = 503;
+    exporter.add(span(3));
+    await exporter.flush();
+    assert.equal(failed, 1);
+    await exporter.shutdown();
+    await new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); });
+  });
 });
 
 describe('OTLP receiver protobuf decoding (test helper)', () => {
