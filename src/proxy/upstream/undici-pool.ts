@@ -3,13 +3,14 @@
  * (app-forwarder.ts) and other proxies over mTLS (peer-pool.ts).
  *
  * Why undici rather than node:http's client: on a bare Node.js proxy pair it cut the CPU per request
- * of each proxy by about a third (docs/performance.md, "HTTP/1.1 client"): node:http's Agent and
+ * of each proxy by about a third (docs/performance.md, "Third round"): node:http's Agent and
  * ClientRequest do per-request work a proxy does not need (pool-name strings, socket keep-alive and
  * timer resets, an IncomingMessage stream per response). undici is the Node.js project's own HTTP
  * client, with the llhttp parser.
  *
  * Loaded from its own module rather than the package index, which also loads fetch, WebSocket and
- * caches (≈10 MiB of RSS more), and only by a proxy that will send HTTP/1.1 upstream: when its app
+ * caches (+19 MiB of RSS instead of +13, measured by bench/proxy-rss.ts), and only by a proxy that
+ * will send HTTP/1.1 upstream or export spans: when its app
  * speaks HTTP/1.1 or a config names an HTTP/1.1 service (runtime/optional-modules.ts).
  */
 import { createRequire } from 'node:module';
