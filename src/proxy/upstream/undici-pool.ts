@@ -10,8 +10,8 @@
  *
  * Loaded from its own module rather than the package index, which also loads fetch, WebSocket and
  * caches (+19 MiB of RSS instead of +13, measured by bench/proxy-rss.ts), and only by a proxy that
- * will send HTTP/1.1 upstream or export spans: when its app
- * speaks HTTP/1.1 or a config names an HTTP/1.1 service (runtime/optional-modules.ts).
+ * needs it: its app speaks HTTP/1.1, a config names an HTTP/1.1 service (runtime/optional-modules.ts),
+ * or it exports spans (tracing/otlp-exporter.ts).
  */
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
