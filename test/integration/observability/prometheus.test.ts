@@ -74,14 +74,15 @@ describe('Prometheus scrapes the proxies (trellis prometheus-config)', () => {
   let generated = '';
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 
-  async function query(q: string): Promise<PromVector[]> {
-    const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`);
+  /** An instant query, evaluated at `at` (Unix seconds) when given, so windowed queries compared with each other see the same samples. */
+  async function query(q: string, at?: number): Promise<PromVector[]> {
+    const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}${at === undefined ? '' : `&time=${at}`}`);
     const body = await res.json() as { status: string; error?: string; data: { resultType: string; result: PromVector[] } };
     if (body.status !== 'success') throw new Error(`PromQL ${q}: ${body.error}`);
     return body.data.result;
   }
-  async function scalar(q: string): Promise<number | undefined> {
-    const r = await query(q);
+  async function scalar(q: string, at?: number): Promise<number | undefined> {
+    const r = await query(q, at);
     return r.length === 1 ? Number(r[0]!.value[1]) : undefined;
   }
 
@@ -169,20 +170,23 @@ describe('Prometheus scrapes the proxies (trellis prometheus-config)', () => {
     // One more scrape of every target after the load ended, so both ends of rate()'s window hold final values.
     const loadEnded = Date.now() / 1000;
     await eventually(async () => ((await scalar('min(timestamp(up))')) ?? 0) > loadEnded, 20_000, 'a scrape after the load');
+    // Every windowed query below is evaluated at this one instant: a scrape landing between two of
+    // them would otherwise shift rate()'s window and its extrapolation, and the p99s would differ.
+    const at = Date.now() / 1000;
 
     // Lifetime success rate (exact) and the dashboard's windowed rate (±0.01).
     const lifetime = await scalar(`sum(trellis_requests_total{${sel},classification="success"}) / sum(trellis_requests_total{${sel}})`);
     assert.equal(lifetime, 99 / 110);
-    const rate = await scalar(`sum(rate(trellis_requests_total{${sel},classification="success"}[1m])) / sum(rate(trellis_requests_total{${sel}}[1m]))`);
+    const rate = await scalar(`sum(rate(trellis_requests_total{${sel},classification="success"}[1m])) / sum(rate(trellis_requests_total{${sel}}[1m]))`, at);
     assert.ok(rate !== undefined && Math.abs(rate - 0.9) <= 0.01, `success rate ${rate}`);
     // The same from the caller's side, by source.
-    const outRate = await scalar(`sum(rate(trellis_requests_total{${out},classification="success"}[1m])) / sum(rate(trellis_requests_total{${out}}[1m]))`);
+    const outRate = await scalar(`sum(rate(trellis_requests_total{${out},classification="success"}[1m])) / sum(rate(trellis_requests_total{${out}}[1m]))`, at);
     assert.ok(outRate !== undefined && Math.abs(outRate - 0.9) <= 0.01, `outbound success rate ${outRate}`);
 
     // p99 and p50 fall among the slow requests: above the app's delay, within the bucket of the slowest.
-    const p99 = await scalar(`histogram_quantile(0.99, sum by (le) (rate(trellis_request_duration_ms_bucket{${sel}}[1m])))`);
+    const p99 = await scalar(`histogram_quantile(0.99, sum by (le) (rate(trellis_request_duration_ms_bucket{${sel}}[1m])))`, at);
     assert.ok(p99 !== undefined && p99 > 210 && p99 <= ceiling, `p99 ${p99} (slowest seen ${slowestMs}ms)`);
-    const p50 = await scalar(`histogram_quantile(0.5, sum by (le) (rate(trellis_request_duration_ms_bucket{${sel}}[1m])))`);
+    const p50 = await scalar(`histogram_quantile(0.5, sum by (le) (rate(trellis_request_duration_ms_bucket{${sel}}[1m])))`, at);
     assert.ok(p50 !== undefined && p50 > 200 && p50 <= ceiling && p50 <= p99, `p50 ${p50}`);
 
     // Every query of the shipped Grafana dashboard is valid PromQL on these metrics, and its
@@ -193,10 +197,10 @@ describe('Prometheus scrapes the proxies (trellis prometheus-config)', () => {
     const exprs = dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((t) => ({ panel: panel.title, legend: t.legendFormat,
       expr: t.expr.replaceAll('$__rate_interval', '1m').replaceAll('$service', 'backend') })));
     assert.ok(exprs.length >= 20);
-    for (const e of exprs) await query(e.expr); // throws on a PromQL error
+    for (const e of exprs) await query(e.expr, at); // throws on a PromQL error
     const byTitle = async (title: string, legend: string) => {
       const e = exprs.find((x) => x.panel === title && x.legend === legend)!;
-      return (await query(e.expr)).find((r) => r.metric.destination === 'backend');
+      return (await query(e.expr, at)).find((r) => r.metric.destination === 'backend');
     };
     const panelRate = Number((await byTitle('Success rate (non-5xx)', '{{destination}}'))!.value[1]);
     assert.ok(Math.abs(panelRate - 0.9) <= 0.01, `dashboard success rate ${panelRate}`);
