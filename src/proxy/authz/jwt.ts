@@ -7,8 +7,8 @@
  * - Verified with jose: issuer, audiences (any of them, when set), exp / nbf (30 s clock tolerance),
  *   signature with a key of the policy's JWKS, algorithms RS256 and ES256 only (so `alg: none` and
  *   HMAC algorithms are refused). `jwks.inline` is parsed at build (a bad JWKS NACKs the config);
- *   `jwks.uri` uses jose's remote JWKS (cached, refetched when an unknown `kid` shows up, at most once
- *   per cooldown), shared across config versions per URI.
+ *   `jwks.uri` is fetched by remote-jwks.ts over the proxy's undici pool (cached, refetched when an
+ *   unknown `kid` shows up, at most once per cooldown), shared across config versions per URI.
  * - No token: refused when any policy is `required`, else the request goes on without claims.
  *   A bad token is refused even when not required.
  * Failures are JwtError (401 UNAUTHENTICATED) with a bounded `reason` for metrics.
@@ -16,7 +16,8 @@
  * awaits when a config with a JWTAuthentication arrives, before compiling it (runtime/optional-modules.ts):
  * a proxy without one never loads it. The decoders (can-i, issuer lookup) are small and loaded with this module.
  */
-import type { JWTPayload, createLocalJWKSet, createRemoteJWKSet, jwtVerify } from 'jose';
+import type { JWTPayload, createLocalJWKSet, jwtVerify } from 'jose';
+import { createRemoteKeySet, type KeySet } from './remote-jwks.js';
 import { decodeJwt } from 'jose/jwt/decode';
 import { decodeProtectedHeader } from 'jose/decode/protected_header';
 import { MeshError } from '../../api/errors.js';
@@ -60,12 +61,9 @@ export interface JwtOptions {
   jwksCacheMaxAgeMs?: number;
 }
 
-type KeySet = ReturnType<typeof createLocalJWKSet>;
-
 interface JoseVerification {
   jwtVerify: typeof jwtVerify;
   createLocalJWKSet: typeof createLocalJWKSet;
-  createRemoteJWKSet: typeof createRemoteJWKSet;
 }
 
 let verification: JoseVerification | undefined;
@@ -73,8 +71,8 @@ let loading: Promise<void> | undefined;
 
 /** Loads jose's JWT verification and JWKS code once; compileJwtAuthenticator needs it. */
 export function loadJwtVerification(): Promise<void> {
-  loading ??= Promise.all([import('jose/jwt/verify'), import('jose/jwks/local'), import('jose/jwks/remote')]).then(([v, l, r]) => {
-    verification = { jwtVerify: v.jwtVerify, createLocalJWKSet: l.createLocalJWKSet, createRemoteJWKSet: r.createRemoteJWKSet };
+  loading ??= Promise.all([import('jose/jwt/verify'), import('jose/jwks/local')]).then(([v, l]) => {
+    verification = { jwtVerify: v.jwtVerify, createLocalJWKSet: l.createLocalJWKSet };
   }, (err: unknown) => {
     loading = undefined; // a later config tries again
     throw err;
@@ -95,7 +93,7 @@ function remoteSet(uri: string, opts: JwtOptions): KeySet {
   let set = remoteSets.get(key);
   if (!set) {
     if (remoteSets.size >= 256) remoteSets.clear();
-    set = jose().createRemoteJWKSet(new URL(uri), { cooldownDuration: cooldown, cacheMaxAge: maxAge, timeoutDuration: 5_000 }) as unknown as KeySet;
+    set = createRemoteKeySet(new URL(uri), jose().createLocalJWKSet, { cooldownMs: cooldown, maxAgeMs: maxAge, timeoutMs: 5_000 });
     remoteSets.set(key, set);
   }
   return set;

@@ -66,33 +66,50 @@ export function bytesReadBefore(err: Error): number | undefined {
   return noted ?? (err as { socket?: { bytesRead?: number } }).socket?.bytesRead;
 }
 
+/** What `request` resolves with: the final status and, when asked for, the body. */
+export interface SmallResponse { status: number; body: Buffer }
+
 /**
- * One request on `pool` whose response body is read and dropped; resolves with the final status, or
- * rejects on a failure or when no complete answer came within `timeoutMs`. For the proxy's own small
- * requests (span export), where the global fetch would load Node's bundled copy of undici (+40 MiB).
+ * One request on `pool` for the proxy's own small exchanges (span export, JWKS), where the global fetch
+ * would load Node's bundled copy of undici (+40 MiB). Resolves with the final status and up to
+ * `maxBodyBytes` of body (0: the body is read and dropped); rejects on a failure, on a body over the
+ * limit, or when no complete answer came within `timeoutMs`.
  */
-export function requestStatus(pool: Dispatcher, opts: Dispatcher.DispatchOptions, timeoutMs: number): Promise<number> {
+export function request(pool: Dispatcher, opts: Dispatcher.DispatchOptions, timeoutMs: number, maxBodyBytes = 0): Promise<SmallResponse> {
   return new Promise((resolve, reject) => {
     let status = 0;
+    const chunks: Buffer[] = [];
+    let bytes = 0;
     let abort: ((err: Error) => void) | undefined;
     let settled = false;
     const settle = (err: Error | undefined): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (err) reject(err); else resolve(status);
+      if (err) reject(err); else resolve({ status, body: Buffer.concat(chunks, bytes) });
     };
-    const timer = setTimeout(() => {
-      const err = new Error(`no answer within ${timeoutMs}ms`);
+    const fail = (err: Error): void => {
       abort?.(err);
       settle(err);
-    }, timeoutMs);
+    };
+    const timer = setTimeout(() => fail(new Error(`no answer within ${timeoutMs}ms`)), timeoutMs);
     pool.dispatch(opts, {
       onConnect: (a) => { abort = a; },
       onHeaders: (s) => { if (s >= 200) status = s; return true; },
-      onData: () => true,
+      onData: (chunk) => {
+        if (maxBodyBytes === 0 || settled) return true;
+        bytes += chunk.length;
+        if (bytes > maxBodyBytes) fail(new Error(`the response body is over ${maxBodyBytes} bytes`));
+        else chunks.push(chunk);
+        return true;
+      },
       onComplete: () => settle(undefined),
       onError: (err) => settle(err),
     });
   });
+}
+
+/** `request` for the status only; the body is read and dropped. */
+export async function requestStatus(pool: Dispatcher, opts: Dispatcher.DispatchOptions, timeoutMs: number): Promise<number> {
+  return (await request(pool, opts, timeoutMs)).status;
 }

@@ -5,7 +5,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { runCli, startControlPlane, stopAll } from '../../helpers/processes.js';
 import { httpGet, startHttpApp, type TestApp } from '../../helpers/apps.js';
@@ -193,5 +194,32 @@ describe('zero trust: authorization policies, JWT, can-i', () => {
       await token({ roles: ['admin'] }, { exp: Math.floor(Date.now() / 1000) - 3600 })], { api });
     assert.equal(expired.code, 1);
     assert.match(expired.stdout, /401 UNAUTHENTICATED/);
+  });
+
+  it('JWTAuthentication with a JWKS URI: the proxy fetches the keys from the issuer', async () => {
+    let fetches = 0;
+    const issuer = http.createServer((req, res) => {
+      fetches++;
+      res.writeHead(req.url === '/jwks.json' ? 200 : 404, { 'content-type': 'application/json' });
+      res.end(req.url === '/jwks.json' ? jwks : '{}');
+    });
+    await new Promise<void>((r) => issuer.listen(0, '127.0.0.1', r));
+    try {
+      const uri = `http://127.0.0.1:${(issuer.address() as AddressInfo).port}/jwks.json`;
+      await applyAndWait([{
+        apiVersion: API, kind: 'JWTAuthentication', metadata: { name: 'issuer' },
+        spec: { targetRef: { name: 'jwtsvc' }, issuer: ISS, audiences: ['jwtsvc'], jwks: { uri }, required: true },
+      }]);
+      const call = async (auth?: string) => httpGet(frontend.outbound.jwtsvc!, '/data', auth ? { authorization: auth } : {});
+      assert.equal((await call(`Bearer ${await token({ roles: ['admin'] })}`)).status, 200);
+      assert.equal((await call(`Bearer ${await token({ roles: ['admin'] })}`)).status, 200);
+      assert.equal(fetches, 1, 'the key set is fetched once and cached');
+      const missing = await call();
+      assert.equal(missing.status, 401, 'required: no token is refused');
+      assert.equal(missing.headers['x-trellis-error'], 'UNAUTHENTICATED');
+    } finally {
+      issuer.closeAllConnections();
+      await new Promise<void>((r) => issuer.close(() => r()));
+    }
   });
 });
