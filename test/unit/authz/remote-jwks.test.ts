@@ -28,12 +28,17 @@ describe('remote JWKS key set', () => {
     };
   }
 
-  it('fetches once, keeps the set for maxAge, then fetches again', async () => {
+  /** Runs `fn` on a fresh fetcher serving k1 and a key set over it (cooldown 30 s, max age 10 min), with a fake Date. */
+  async function withFakeDate(fn: (f: ReturnType<typeof fetcher>, set: ReturnType<typeof createRemoteKeySet>) => Promise<void>): Promise<void> {
     mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
     try {
       const f = fetcher();
       f.keys = [k1];
-      const set = createRemoteKeySet(new URL('http://127.0.0.1/jwks'), createLocalJWKSet, { cooldownMs: 30_000, maxAgeMs: 600_000, timeoutMs: 5_000 }, f.fetch);
+      await fn(f, createRemoteKeySet(new URL('http://127.0.0.1/jwks'), createLocalJWKSet, { cooldownMs: 30_000, maxAgeMs: 600_000, timeoutMs: 5_000 }, f.fetch));
+    } finally { mock.timers.reset(); }
+  }
+
+  it('fetches once, keeps the set for maxAge, then fetches again', () => withFakeDate(async (f, set) => {
       await set(header('k1'), token);
       await set(header('k1'), token);
       assert.equal(f.calls(), 1);
@@ -43,15 +48,9 @@ describe('remote JWKS key set', () => {
       mock.timers.tick(2);
       await set(header('k1'), token);
       assert.equal(f.calls(), 2, 'refetched after maxAge');
-    } finally { mock.timers.reset(); }
-  });
+  }));
 
-  it('an unknown kid refetches, but at most once per cooldown', async () => {
-    mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
-    try {
-      const f = fetcher();
-      f.keys = [k1];
-      const set = createRemoteKeySet(new URL('http://127.0.0.1/jwks'), createLocalJWKSet, { cooldownMs: 30_000, maxAgeMs: 600_000, timeoutMs: 5_000 }, f.fetch);
+  it('an unknown kid refetches, but at most once per cooldown', () => withFakeDate(async (f, set) => {
       await set(header('k1'), token);
       f.keys = [k2];
       await assert.rejects(set(header('k2'), token), { code: 'ERR_JWKS_NO_MATCHING_KEY' });
@@ -60,8 +59,7 @@ describe('remote JWKS key set', () => {
       await set(header('k2'), token);
       assert.equal(f.calls(), 2, 'after the cooldown the rotation is picked up');
       await assert.rejects(set(header('k1'), token), { code: 'ERR_JWKS_NO_MATCHING_KEY' });
-    } finally { mock.timers.reset(); }
-  });
+  }));
 
   it('concurrent lookups share one fetch; a failed fetch is ERR_JWKS_TIMEOUT and the next lookup retries', async () => {
     let calls = 0;
