@@ -67,7 +67,7 @@ export class AuthorizationFilter implements HttpFilter {
 export const authorizationFactory: ServiceFilterFactory = {
   name: 'authorization',
   build(ctx, service, cluster) {
-    const engine = compileAuthz(service, ctx.snapshot.authorizationPolicies, ctx.snapshot.meshConfig.authorization.default);
+    const engine = compileAuthz(service, ctx.snapshot.authorizationPolicies, ctx.snapshot.meshConfig.authorization.default, ctx.snapshot.meshConfig.mtls);
     if (engine.allowsEverything) return null;
     return new AuthorizationFilter(engine, cluster?.config.port ?? ctx.snapshot.clusters[service]?.port, ctx.services.metrics, ctx.services.log, service);
   },
