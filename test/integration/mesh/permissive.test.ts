@@ -8,6 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { runCli, startControlPlane, stopAll, type StartedControlPlane } from '../../helpers/processes.js';
@@ -148,6 +149,15 @@ describe('MeshConfig mtls PERMISSIVE at the inbound listener', () => {
     assert.equal(await tcpExchange(tcpsvc.inbound, 'hello', 'tcpapp:hello'.length), 'tcpapp:hello');
   });
 
+  it('under PERMISSIVE answers bytes that are neither TLS nor HTTP with 400 and closes', async () => {
+    const before = serverApp.seen.length;
+    const answer = await tcpExchange(server.inbound, '\x00\x01\x02garbage', 1 << 16);
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    assert.match(answer, /x-trellis-error: BAD_REQUEST/);
+    assert.equal(serverApp.seen.length, before);
+    assert.ok((sample(await metricsText(server), 'trellis_inbound_sniff_failures_total', { reason: 'garbage' }) ?? 0) >= 1);
+  });
+
   it('an ALLOW policy naming a source denies the plaintext caller (403 FORBIDDEN) and admits the mesh caller; can-i agrees', async () => {
     await applyAndWait(cp, server, [{
       apiVersion: API, kind: 'AuthorizationPolicy', metadata: { name: 'server-allow-caller' },
@@ -189,9 +199,27 @@ describe('MeshConfig mtls PERMISSIVE at the inbound listener', () => {
     });
     assert.ok(!keptOpen.destroyed, 'the keep-alive connection is open before the switch');
     const closed = new Promise<void>((resolve) => keptOpen.once('close', () => resolve()));
+    // An h2c session with a finished stream, and an open TCP tunnel.
+    const session = http2.connect(`http://${grpcsvc.inbound}`);
+    session.on('error', () => {});
+    const sessionClosed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/trellis.test.Echo/Nope', 'content-type': 'application/grpc' });
+      stream.on('response', () => {});
+      stream.on('error', reject);
+      stream.resume();
+      stream.on('close', () => resolve());
+      stream.end();
+    });
+    const tunnel = net.connect(Number(tcpsvc.inbound.split(':')[1]), tcpsvc.inbound.split(':')[0]);
+    tunnel.on('error', () => {});
+    await new Promise<void>((resolve) => { tunnel.write('x'); tunnel.once('data', () => resolve()); });
+    const tunnelClosed = new Promise<void>((resolve) => tunnel.once('close', () => resolve()));
 
     await setMode('STRICT');
-    await closed; // the switch closed the idle plaintext connection
+    await closed; // the switch closed the idle plaintext connection,
+    await sessionClosed; // the h2c session (GOAWAY),
+    await tunnelClosed; // and the TCP tunnel
     agent.destroy();
     const r = await plainGet(server.inbound, '/strict-again');
     assert.equal(r.status, 0, `plaintext refused again (${r.error})`);
