@@ -44,6 +44,8 @@ const PEER = Symbol('trellis.peer');
 /** Set on a plaintext connection (PERMISSIVE): what it carries, for closing it when STRICT comes back. */
 const PLAINTEXT = Symbol('trellis.plaintext');
 type PlaintextKind = 'http/1.1' | 'h2c' | 'tcp';
+/** Idle plaintext h2c sessions close after this long (the HTTP/1.1 servers' keepAliveTimeout). */
+const PLAINTEXT_H2_IDLE_MS = 65_000;
 type PeerSocket = net.Socket & { [PEER]?: Peer; [PLAINTEXT]?: PlaintextKind };
 
 export interface InboundContext {
@@ -79,6 +81,9 @@ export class InboundListener {
       s.on('close', () => this.sessions.delete(s));
       // Request bodies: the same connection-level window as the calling side's (peer-pool.ts).
       s.once('connect', () => { try { s.setLocalWindowSize(SESSION_WINDOW_BYTES); } catch { /* closing */ } });
+      // A plaintext h2c session (PERMISSIVE) is anyone's: closed (gracefully) after the HTTP/1.1 keep-alive
+      // time without a frame either way, as a mesh peer's is not.
+      if ((s.socket as PeerSocket | undefined)?.[PLAINTEXT] === 'h2c') s.setTimeout(PLAINTEXT_H2_IDLE_MS, () => s.close());
     });
     this.h2.on('stream', (stream, headers) => {
       const peer = (stream.session?.socket as PeerSocket | undefined)?.[PEER] ?? {};
