@@ -215,11 +215,31 @@ describe('MeshConfig mtls PERMISSIVE at the inbound listener', () => {
     tunnel.on('error', () => {});
     await new Promise<void>((resolve) => { tunnel.write('x'); tunnel.once('data', () => resolve()); });
     const tunnelClosed = new Promise<void>((resolve) => tunnel.once('close', () => resolve()));
+    // A plaintext request still sending its body when STRICT arrives: it is answered, then its connection closes.
+    const busyAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const busy = http.request({ host, port, path: '/busy', method: 'POST', agent: busyAgent, headers: { 'content-type': 'text/plain' } });
+    busy.on('error', () => {});
+    const busyAnswer = new Promise<{ status: number; connection: unknown; body: string; closed: Promise<void> }>((resolve) => busy.on('response', (res) => {
+      const closed = new Promise<void>((done) => res.socket.once('close', () => done()));
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body, closed }));
+    }));
+    busy.write('part1,');
+    await eventually(() => serverApp.seen.some((r) => r.path === '/busy'), 10_000, 'the busy request to reach the app');
 
     await setMode('STRICT');
     await closed; // the switch closed the idle plaintext connection,
     await sessionClosed; // the h2c session (GOAWAY),
     await tunnelClosed; // and the TCP tunnel
+    busy.end('part2');
+    const answered = await busyAnswer;
+    assert.equal(answered.status, 200, 'the request under way when STRICT came is still answered');
+    assert.equal((JSON.parse(answered.body) as { body: string }).body, 'part1,part2');
+    assert.equal(answered.connection, 'close');
+    await answered.closed;
+    busyAgent.destroy();
     agent.destroy();
     const r = await plainGet(server.inbound, '/strict-again');
     assert.equal(r.status, 0, `plaintext refused again (${r.error})`);
