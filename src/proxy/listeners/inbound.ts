@@ -46,6 +46,8 @@ const PLAINTEXT = Symbol('trellis.plaintext');
 type PlaintextKind = 'http/1.1' | 'h2c' | 'tcp';
 /** Idle plaintext h2c sessions close after this long (the HTTP/1.1 servers' keepAliveTimeout). */
 const PLAINTEXT_H2_IDLE_MS = 65_000;
+/** Back to STRICT: what a plaintext exchange under way may still take before its connection is cut (the default drain timeout). */
+const PLAINTEXT_CLOSE_GRACE_MS = 15_000;
 type PeerSocket = net.Socket & { [PEER]?: Peer; [PLAINTEXT]?: PlaintextKind };
 
 export interface InboundContext {
@@ -187,20 +189,25 @@ export class InboundListener {
   /**
    * Back to STRICT: no plaintext connection outlives the switch. HTTP/1.1: an idle one closes now, a busy
    * one after the response under way (Connection: close); h2c: GOAWAY, the streams under way finish;
-   * TCP tunnels and upgraded (WebSocket) connections close at once.
+   * both within PLAINTEXT_CLOSE_GRACE_MS, else cut. TCP tunnels and upgraded (WebSocket) connections
+   * close at once.
    */
   private closePlaintext(): void {
-    for (const s of this.sessions) if ((s.socket as PeerSocket | undefined)?.[PLAINTEXT] === 'h2c') s.close();
+    const cutLater = (socket: net.Socket) => {
+      const timer = setTimeout(() => socket.destroy(), PLAINTEXT_CLOSE_GRACE_MS);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+    };
     for (const socket of this.plaintext) {
-      if (socket[PLAINTEXT] !== 'http/1.1') {
-        if (socket[PLAINTEXT] === 'tcp') socket.destroy();
-        continue;
-      }
+      if (socket[PLAINTEXT] === 'h2c') { cutLater(socket); continue; }
+      if (socket[PLAINTEXT] === 'tcp') { socket.destroy(); continue; }
       const res = (socket as { _httpMessage?: http.ServerResponse | null })._httpMessage;
       if (!res) { socket.destroy(); continue; }
       if (!res.headersSent) res.shouldKeepAlive = false;
       res.once('finish', () => socket.end());
+      cutLater(socket);
     }
+    for (const s of this.sessions) if ((s.socket as PeerSocket | undefined)?.[PLAINTEXT] === 'h2c') s.close();
   }
 
   private onSecureConnection(socket: tls.TLSSocket & PeerSocket): void {
