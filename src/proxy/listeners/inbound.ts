@@ -71,6 +71,8 @@ export class InboundListener {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   /** Open plaintext connections (PERMISSIVE only; empty under STRICT). */
   private readonly plaintext = new Set<PeerSocket>();
+  /** Their h2c sessions (a session's socket cannot be read any more once it is destroyed). */
+  private readonly plaintextSessions = new Set<http2.ServerHttp2Session>();
   private mode: MtlsMode = 'STRICT';
   /** The accept function of the current mode: STRICT → straight to TLS; PERMISSIVE → sniff first. */
   private accept: (socket: net.Socket) => void = (socket) => this.tls.emit('connection', socket);
@@ -85,7 +87,11 @@ export class InboundListener {
       s.once('connect', () => { try { s.setLocalWindowSize(SESSION_WINDOW_BYTES); } catch { /* closing */ } });
       // A plaintext h2c session (PERMISSIVE) is anyone's: closed (gracefully) after the HTTP/1.1 keep-alive
       // time without a frame either way, as a mesh peer's is not.
-      if ((s.socket as PeerSocket | undefined)?.[PLAINTEXT] === 'h2c') s.setTimeout(PLAINTEXT_H2_IDLE_MS, () => s.close());
+      if ((s.socket as PeerSocket | undefined)?.[PLAINTEXT] === 'h2c') {
+        this.plaintextSessions.add(s);
+        s.on('close', () => this.plaintextSessions.delete(s));
+        s.setTimeout(PLAINTEXT_H2_IDLE_MS, () => s.close());
+      }
     });
     this.h2.on('stream', (stream, headers) => {
       const peer = (stream.session?.socket as PeerSocket | undefined)?.[PEER] ?? {};
@@ -145,7 +151,11 @@ export class InboundListener {
       this.accept = (socket) => this.sniff(socket);
     } else {
       this.accept = (socket) => this.tls.emit('connection', socket);
-      this.closePlaintext();
+      try {
+        this.closePlaintext();
+      } catch (err) { // never let it fail the version being applied (called from ConfigApplier's onApplied)
+        this.ctx.services.log.error('closing plaintext connections failed', { error: (err as Error).message });
+      }
     }
   }
 
@@ -207,7 +217,7 @@ export class InboundListener {
       res.once('finish', () => socket.end());
       cutLater(socket);
     }
-    for (const s of this.sessions) if ((s.socket as PeerSocket | undefined)?.[PLAINTEXT] === 'h2c') s.close();
+    for (const s of this.plaintextSessions) s.close();
   }
 
   private onSecureConnection(socket: tls.TLSSocket & PeerSocket): void {
