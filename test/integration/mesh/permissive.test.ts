@@ -11,8 +11,9 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
+import WebSocket from 'ws';
 import { runCli, startControlPlane, stopAll, type StartedControlPlane } from '../../helpers/processes.js';
-import { EchoClient, httpGet, startGrpcApp, startHttpApp, startTcpEcho, type TestApp } from '../../helpers/apps.js';
+import { EchoClient, httpGet, startGrpcApp, startHttpApp, startTcpEcho, startWsApp, type TestApp } from '../../helpers/apps.js';
 import { applyAndWait, client, eventually, startMeshProxy, waitForConfig, waitForEndpoints, type MeshProxy } from '../../helpers/mesh.js';
 
 const API = 'trellis.dev/v1alpha1';
@@ -73,6 +74,8 @@ describe('MeshConfig mtls PERMISSIVE at the inbound listener', () => {
   let caller: MeshProxy;
   let grpcsvc: MeshProxy;
   let tcpsvc: MeshProxy;
+  let wsApp: TestApp;
+  let wssvc: MeshProxy;
   let all: MeshProxy[];
 
   const setMode = async (mtls: 'STRICT' | 'PERMISSIVE') => {
@@ -87,12 +90,14 @@ describe('MeshConfig mtls PERMISSIVE at the inbound listener', () => {
     grpcApp = await startGrpcApp('grpcapp');
     const tcpApp = await startTcpEcho('tcpapp');
     const callerApp = await startHttpApp('caller');
-    apps.push(serverApp, grpcApp, tcpApp, callerApp);
+    wsApp = await startWsApp('wsapp');
+    apps.push(serverApp, grpcApp, tcpApp, callerApp, wsApp);
     server = await startMeshProxy(cp, { service: 'server', app: serverApp.address });
     grpcsvc = await startMeshProxy(cp, { service: 'grpcsvc', app: grpcApp.address, protocol: 'grpc' });
     tcpsvc = await startMeshProxy(cp, { service: 'tcpsvc', app: tcpApp.address, protocol: 'tcp' });
+    wssvc = await startMeshProxy(cp, { service: 'wssvc', app: wsApp.address });
     caller = await startMeshProxy(cp, { service: 'caller', app: callerApp.address, outbound: ['server'] });
-    all = [server, grpcsvc, tcpsvc, caller];
+    all = [server, grpcsvc, tcpsvc, wssvc, caller];
     await waitForEndpoints(caller, 'server', 1);
   });
 
@@ -147,6 +152,20 @@ describe('MeshConfig mtls PERMISSIVE at the inbound listener', () => {
 
   it('under PERMISSIVE tunnels plaintext TCP to a tcp service', async () => {
     assert.equal(await tcpExchange(tcpsvc.inbound, 'hello', 'tcpapp:hello'.length), 'tcpapp:hello');
+  });
+
+  it('under PERMISSIVE takes a plaintext WebSocket upgrade, without identity', async () => {
+    const ws = new WebSocket(`ws://${wssvc.inbound}/chat`, { headers: { 'x-trellis-peer': 'spiffe://trellis.local/service/admin' } });
+    try {
+      await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+      const reply = new Promise<string>((resolve) => ws.once('message', (d) => resolve(String(d))));
+      ws.send('hi');
+      assert.equal(await reply, 'wsapp:hi');
+      assert.equal(wsApp.seen.at(-1)?.path, '/chat');
+      assert.equal(wsApp.seen.at(-1)?.headers['x-trellis-peer'], undefined, 'no identity, the spoofed copy stripped');
+    } finally {
+      ws.terminate();
+    }
   });
 
   it('under PERMISSIVE answers bytes that are neither TLS nor HTTP with 400 and closes', async () => {
@@ -215,6 +234,10 @@ describe('MeshConfig mtls PERMISSIVE at the inbound listener', () => {
     tunnel.on('error', () => {});
     await new Promise<void>((resolve) => { tunnel.write('x'); tunnel.once('data', () => resolve()); });
     const tunnelClosed = new Promise<void>((resolve) => tunnel.once('close', () => resolve()));
+    const ws = new WebSocket(`ws://${wssvc.inbound}/kept`);
+    ws.on('error', () => {});
+    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+    const wsClosed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
     // A plaintext request still sending its body when STRICT arrives: it is answered, then its connection closes.
     const busyAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const busy = http.request({ host, port, path: '/busy', method: 'POST', agent: busyAgent, headers: { 'content-type': 'text/plain' } });
@@ -232,7 +255,8 @@ describe('MeshConfig mtls PERMISSIVE at the inbound listener', () => {
     await setMode('STRICT');
     await closed; // the switch closed the idle plaintext connection,
     await sessionClosed; // the h2c session (GOAWAY),
-    await tunnelClosed; // and the TCP tunnel
+    await tunnelClosed; // the TCP tunnel,
+    await wsClosed; // and the upgraded WebSocket connection
     busy.end('part2');
     const answered = await busyAnswer;
     assert.equal(answered.status, 200, 'the request under way when STRICT came is still answered');
