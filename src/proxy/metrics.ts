@@ -46,6 +46,9 @@ export class ProxyMetrics {
   readonly tapSessions: Gauge;
   readonly tapEventsDropped: Counter<'reason'>;
   readonly denialsUnreported: Counter;
+  // MeshConfig mtls PERMISSIVE (listeners/inbound.ts, listeners/protocol-sniff.ts).
+  readonly inboundPlaintextConnections: Counter<'protocol'>;
+  readonly inboundSniffFailures: Counter<'reason'>;
 
   constructor(labels: { service: string; instance: string }) {
     this.registry.setDefaultLabels(labels);
@@ -82,6 +85,8 @@ export class ProxyMetrics {
     this.tapSessions = new Gauge({ name: 'trellis_tap_sessions', help: 'Live taps on this proxy', registers: r });
     this.tapEventsDropped = new Counter({ name: 'trellis_tap_events_dropped_total', help: 'Tapped requests not reported: rate (per-tap events per second), buffer (batch full), backpressure (config stream backlog)', labelNames: ['reason'], registers: r });
     this.denialsUnreported = new Counter({ name: 'trellis_authz_denials_unreported_total', help: 'Denials counted but not sent to the control plane (over the per-interval bound)', registers: r });
+    this.inboundPlaintextConnections = new Counter({ name: 'trellis_inbound_plaintext_connections_total', help: 'Plaintext connections accepted on the inbound port (MeshConfig mtls PERMISSIVE), by protocol (http/1.1, h2c, tcp); their requests carry no peer identity (source "unknown")', labelNames: ['protocol'], registers: r });
+    this.inboundSniffFailures = new Counter({ name: 'trellis_inbound_sniff_failures_total', help: 'New inbound connections closed after the PERMISSIVE protocol sniff, by reason: silent (nothing decisive within the sniff timeout, HTTP services), garbage (neither TLS nor HTTP), closed (the client left first), strict (STRICT applied meanwhile)', labelNames: ['reason'], registers: r });
     this.stats.instance = labels.instance;
     this.stats.onDenialDropped = () => this.denialsUnreported.inc();
   }

@@ -122,6 +122,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     tap,
   };
 
+  let inbound: InboundListener | undefined;
   let firstConfig!: () => void;
   const gotFirstConfig = new Promise<void>((resolve) => { firstConfig = resolve; });
   const applier = new ConfigApplier({
@@ -129,6 +130,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     trustDomain: claims.trustDomain,
     probeFor: (cluster) => makeProbe(peers, cluster),
     onApplied: (next) => {
+      inbound?.configApplied(next); // MeshConfig mtls: STRICT or PERMISSIVE, once per version
       metrics.configVersion.set(Number(next.version) || 0);
       log.info('config applied', { version: next.version });
       firstConfig();
@@ -164,7 +166,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   });
   announce('admin', await listen(admin, adminAddr));
 
-  const inbound = new InboundListener({ services, identity, config, drain, protocol: opts.protocol, http1Timeouts });
+  inbound = new InboundListener({ services, identity, config, drain, protocol: opts.protocol, http1Timeouts });
   announce('inbound', await listen(inbound.server, inboundAddr));
 
   const credentials = () => ({ keyPem: identity.current.keyPem, certPem: identity.current.certPem });

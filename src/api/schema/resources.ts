@@ -8,6 +8,8 @@ import { isLinearTimeRegex } from './regex-safety.js';
 
 // ---------- MeshConfig ----------
 export const MeshConfigSpec = z.object({
+  // STRICT: inbound listeners take mTLS only. PERMISSIVE: also plaintext HTTP/1.1, h2c and TCP on the same
+  // port, with no peer identity (proxy/listeners/inbound.ts); proxies always originate mTLS either way.
   mtls: z.enum(['STRICT', 'PERMISSIVE']).default('STRICT'),
   authorization: z.object({ default: z.enum(['allow', 'deny']).default('allow') }).strict().default({ default: 'allow' }),
   certificateTTL: Duration.default('24h'),
@@ -16,10 +18,7 @@ export const MeshConfigSpec = z.object({
     sampling: Percent.default(1),
   }).strict().optional(),
   accessLog: z.object({ format: z.enum(['json', 'text']).default('json') }).strict().optional(),
-}).strict().refine((m) => m.mtls !== 'PERMISSIVE', {
-  path: ['mtls'],
-  message: 'PERMISSIVE is not supported yet: inbound listeners accept mTLS only (STRICT)',
-});
+}).strict();
 
 // ---------- Service ----------
 export const ServiceSpec = z.object({

@@ -3,6 +3,9 @@
  * proxies of B let A's request in? It fetches what B's proxies receive (the AuthorizationPolicies and
  * JWTAuthentications targeting B, the MeshConfig) through the SDK and evaluates the SAME engine
  * (proxy/authz/engine.ts) on the SAME normalised path (proxy/authz/path.ts).
+ * `--plaintext` instead of `--from`: a caller with no mesh identity (a plaintext client on B's inbound
+ * port). Under MeshConfig mtls STRICT the proxy refuses its connection before any request (outcome
+ * MTLS_REQUIRED); under PERMISSIVE the engine decides with no identity, as the proxy does.
  * --jwt: the claims are decoded and issuer, audience, exp and nbf checked like the proxy does, but
  * the signature is NOT verified by can-i (it has no business fetching keys); the output says so.
  * Exit 0 when allowed, 1 when denied (403, 401 or 400 at the proxy), 2 when it could not tell.
@@ -12,7 +15,7 @@ import { parseHeaders } from '../options.js';
 import type { ResourceOf } from '../../api/schema/resources.js';
 import { DEFAULT_MESH_CONFIG } from '../../api/schema/resources.js';
 import { MeshError } from '../../api/errors.js';
-import { compileAuthz, type AuthzDecision } from '../../proxy/authz/engine.js';
+import { compileAuthz, type AuthzDecision, type MtlsMode } from '../../proxy/authz/engine.js';
 import { checkClaimsUnverified } from '../../proxy/authz/jwt.js';
 import { normaliseTarget } from '../../proxy/authz/path.js';
 import { toJson, toYaml, type OutputFormat } from '../output.js';
@@ -20,10 +23,16 @@ import { clientFor, handleApiError, type ClientCliOptions } from './resources.js
 
 export interface CanIResult {
   allowed: boolean;
-  /** What the proxy would answer: 'allow', or the error code (FORBIDDEN, UNAUTHENTICATED, BAD_REQUEST). */
-  outcome: 'allow' | 'FORBIDDEN' | 'UNAUTHENTICATED' | 'BAD_REQUEST';
+  /**
+   * What the proxy would answer: 'allow', or the error code (FORBIDDEN, UNAUTHENTICATED, BAD_REQUEST);
+   * MTLS_REQUIRED (status 0): a plaintext caller under mtls STRICT, whose connection is refused with no answer.
+   */
+  outcome: 'allow' | 'FORBIDDEN' | 'UNAUTHENTICATED' | 'BAD_REQUEST' | 'MTLS_REQUIRED';
   status: number;
+  /** The calling service, or PLAINTEXT_CALLER for --plaintext. */
   from: string;
+  /** The caller's SPIFFE ID; null for a plaintext caller. */
+  identity: string | null;
   to: string;
   method: string;
   path: string;
@@ -38,19 +47,37 @@ export interface CanIResult {
 }
 
 
+/** How can-i names a caller without identity (parentheses: never a service name). */
+export const PLAINTEXT_CALLER = '(plaintext)';
+
 export interface CanIInput {
-  from: string; to: string; method: string; path: string;
+  /** The calling service; undefined: a plaintext caller without mesh identity. */
+  from: string | undefined; to: string; method: string; path: string;
   headers: Record<string, string | string[]>; jwt?: string; port?: number;
   trustDomain: string;
   authorizationPolicies: ResourceOf<'AuthorizationPolicy'>[];
   jwtAuthentications: ResourceOf<'JWTAuthentication'>[];
   defaultAction: 'allow' | 'deny';
+  /** MeshConfig mtls (default STRICT). */
+  mtls?: MtlsMode;
 }
 
 /** Pure: the decision for one request, from the resources a proxy of `to` would hold. */
 export function decideCanI(input: CanIInput): CanIResult {
-  const base = { from: input.from, to: input.to, method: input.method, path: input.path, ...(input.port !== undefined ? { port: input.port } : {}) };
+  const sourceIdentity = input.from !== undefined ? `spiffe://${input.trustDomain}/service/${input.from}` : undefined;
+  const mtls = input.mtls ?? 'STRICT';
+  const base = {
+    from: input.from ?? PLAINTEXT_CALLER, identity: sourceIdentity ?? null, to: input.to, method: input.method, path: input.path,
+    ...(input.port !== undefined ? { port: input.port } : {}),
+  };
   const notes: string[] = [];
+  if (sourceIdentity === undefined && mtls === 'STRICT') {
+    return {
+      ...base, allowed: false, outcome: 'MTLS_REQUIRED', status: 0, audits: [], notes,
+      reason: `MeshConfig mtls is STRICT: the inbound listener of ${input.to} accepts mTLS only and closes a plaintext connection before any request`,
+    };
+  }
+  if (sourceIdentity === undefined) notes.push('a plaintext caller has no identity: rules with `from` never match it; x-trellis-peer is not set');
   let target;
   try {
     target = normaliseTarget(input.path);
@@ -68,12 +95,11 @@ export function decideCanI(input: CanIInput): CanIResult {
   if (jwt.failure) {
     return { ...base, normalisedPath, allowed: false, outcome: 'UNAUTHENTICATED', status: 401, reason: `JWTAuthentication: ${jwt.failure.message}`, audits: [], notes };
   }
-  const engine = compileAuthz(input.to, input.authorizationPolicies, input.defaultAction);
-  const sourceIdentity = `spiffe://${input.trustDomain}/service/${input.from}`;
-  // Like the proxy's inbound-identity filter: client copies of x-trellis-* are dropped, the peer header set.
+  const engine = compileAuthz(input.to, input.authorizationPolicies, input.defaultAction, mtls);
+  // Like the proxy's inbound-identity filter: client copies of x-trellis-* are dropped, the peer header set (mesh callers only).
   const headers: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(input.headers)) if (!k.startsWith('x-trellis-')) headers[k] = v;
-  headers['x-trellis-peer'] = sourceIdentity;
+  if (sourceIdentity !== undefined) headers['x-trellis-peer'] = sourceIdentity;
   const d: AuthzDecision = engine.evaluate({
     sourceIdentity,
     sourceService: input.from,
@@ -103,7 +129,7 @@ export function formatCanI(r: CanIResult, format: OutputFormat): string {
   const lines = [r.allowed ? 'allowed' : 'denied'];
   const field = (k: string, v: string) => lines.push(`  ${(k + ':').padEnd(12)} ${v}`);
   field('request', `${r.from} → ${r.to} ${r.method} ${r.path}${r.normalisedPath !== undefined && r.normalisedPath !== r.path.split('?')[0] ? ` (normalised: ${r.normalisedPath})` : ''}`);
-  field('proxy', r.allowed ? 'forwards to the app' : `answers ${r.status} ${r.outcome}`);
+  field('proxy', r.allowed ? 'forwards to the app' : r.outcome === 'MTLS_REQUIRED' ? 'closes the plaintext connection (mTLS required)' : `answers ${r.status} ${r.outcome}`);
   field('decided by', r.policy !== undefined ? `AuthorizationPolicy/${r.policy} rule ${r.rule} (${r.action})` : (r.action ?? r.outcome));
   field('reason', r.reason);
   if (r.audits.length) field('audits', r.audits.map((a) => `AuthorizationPolicy/${a.policy} rule ${a.rule}`).join(', '));
@@ -112,9 +138,10 @@ export function formatCanI(r: CanIResult, format: OutputFormat): string {
 }
 
 export async function runCanI(method: string, path: string, opts: ClientCliOptions & {
-  from: string; to: string; header: string[]; jwt?: string; port?: number; output: OutputFormat;
+  from?: string; plaintext?: boolean; to: string; header: string[]; jwt?: string; port?: number; output: OutputFormat;
 }): Promise<void> {
   try {
+    if ((opts.from === undefined) === (opts.plaintext !== true)) throw new Error('give exactly one of --from SERVICE and --plaintext');
     const client = clientFor(opts);
     const [status, authz, jwts, meshConfigs, services] = await Promise.all([
       client.status(),
@@ -127,7 +154,7 @@ export async function runCanI(method: string, path: string, opts: ClientCliOptio
     const svc = services.find((s): s is ResourceOf<'Service'> => s.kind === 'Service' && s.metadata.name === opts.to);
     const port = opts.port ?? svc?.spec.port;
     const result = decideCanI({
-      from: opts.from, to: opts.to, method: method.toUpperCase(), path,
+      from: opts.plaintext ? undefined : opts.from, to: opts.to, method: method.toUpperCase(), path,
       headers: parseHeaders(opts.header),
       ...(opts.jwt !== undefined ? { jwt: opts.jwt } : {}),
       ...(port !== undefined ? { port } : {}),
@@ -135,6 +162,7 @@ export async function runCanI(method: string, path: string, opts: ClientCliOptio
       authorizationPolicies: authz.filter((r): r is ResourceOf<'AuthorizationPolicy'> => r.kind === 'AuthorizationPolicy' && r.spec.targetRef.name === opts.to),
       jwtAuthentications: jwts.filter((r): r is ResourceOf<'JWTAuthentication'> => r.kind === 'JWTAuthentication' && r.spec.targetRef.name === opts.to),
       defaultAction: (mesh?.spec ?? DEFAULT_MESH_CONFIG).authorization.default,
+      mtls: (mesh?.spec ?? DEFAULT_MESH_CONFIG).mtls,
     });
     process.stdout.write(formatCanI(result, opts.output));
     process.exitCode = result.allowed ? 0 : 1;

@@ -7,7 +7,8 @@ import { apiOption, lazyAction } from './common.js';
 export function registerCanI(program: Command): void {
   apiOption(program.command('can-i')
     .description('Would SERVICE --to let SERVICE --from in for METHOD PATH? Prints allowed or denied, and the deciding policy and rule')
-    .requiredOption('--from <service>', 'the calling service')
+    .option('--from <service>', 'the calling service (required, unless --plaintext)')
+    .option('--plaintext', 'the caller has no mesh identity: a plaintext client on the inbound port (admitted only under MeshConfig mtls PERMISSIVE)')
     .requiredOption('--to <service>', 'the destination service')
     .argument('<method>', 'HTTP method, e.g. GET')
     .argument('<path>', 'request path, e.g. /admin/x (normalised like the proxy does)')

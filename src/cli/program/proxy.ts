@@ -13,7 +13,7 @@ export function registerProxy(program: Command): void {
     .description('run the sidecar proxy beside one service instance')
     .requiredOption('--service <name>', 'the service this instance belongs to')
     .requiredOption('--app <host:port>', 'where the local application listens')
-    .requiredOption('--inbound <host:port>', 'mTLS listener other proxies reach this instance on')
+    .requiredOption('--inbound <host:port>', 'mTLS listener other proxies reach this instance on (also plaintext under MeshConfig mtls PERMISSIVE)')
     .requiredOption('--token-file <file>', 'join token from `trellis token create`')
     .addOption(new Option('--protocol <protocol>', 'the application protocol').choices(Protocol.options).default('http'))
     .option('--labels <k=v,...>', 'instance labels, e.g. version=v2', collect, [])

@@ -9,12 +9,20 @@
  *   3. ALLOW: when any ALLOW policy targets the service, the first one with a matching rule allows,
  *      and a request no ALLOW rule matches is denied (action NO_ALLOW_MATCH);
  *   4. otherwise MeshConfig authorization.default: `allow` allows any verified mesh identity,
- *      `deny` denies (action DEFAULT).
+ *      `deny` denies (action DEFAULT). A caller WITHOUT identity (plaintext, which only reaches the
+ *      engine under MeshConfig `mtls: PERMISSIVE`) is allowed by `allow` when the engine is compiled
+ *      for PERMISSIVE — what PERMISSIVE is for, migrating clients from outside the mesh — and denied
+ *      by it under STRICT (where the inbound listener refuses such a caller before any request).
+ *
+ * A caller without identity matches no rule that has a `from`: each `from` entry needs a verified
+ * identity (an entry `{}` means "any mesh identity"). So under PERMISSIVE an ALLOW policy whose rules
+ * all name sources, or `default: deny`, keeps plaintext callers out, and a rule without `from` (only
+ * `to`/`when`) matches them like anyone.
  *
  * Rule matching: a rule matches when its `from`, `to` and `when` all match; an absent or empty part
  * matches everything, so a rule `{}` matches every request, while a policy with no rules matches none.
  *  - from[]: any entry; an entry's `services` and `identities` are checked against the VERIFIED peer
- *    identity (from its certificate) only, and both must hold when both are set;
+ *    identity (from its certificate) only, and both must hold when both are set; no identity, no match;
  *  - to[]: any entry; an entry's `methods`, `paths` and `ports` must all hold. A path is exact, or a
  *    prefix ending in `*`; `/admin/*` also matches `/admin` itself. Paths are compared with the
  *    normalised request path (authz/path.ts), without the query, case-sensitively;
@@ -31,6 +39,8 @@ import { byName } from '../../api/resource-order.js';
 
 export type AuthorizationPolicy = ResourceOf<'AuthorizationPolicy'>;
 export type DefaultAction = 'allow' | 'deny';
+/** MeshConfig mtls: whether callers without a mesh identity (plaintext) can reach the inbound side at all. */
+export type MtlsMode = 'STRICT' | 'PERMISSIVE';
 
 export interface AuthzAttributes {
   /** Verified SPIFFE ID of the caller (from its certificate), if any. */
@@ -73,6 +83,7 @@ interface CompiledPolicy {
 export interface AuthzEngine {
   readonly service: string;
   readonly defaultAction: DefaultAction;
+  readonly mtls: MtlsMode;
   readonly policyCount: number;
   /** True when no request can be refused: no policies and default allow (the filter is then skipped). */
   readonly allowsEverything: boolean;
@@ -80,7 +91,7 @@ export interface AuthzEngine {
 }
 
 
-export function compileAuthz(service: string, policies: readonly AuthorizationPolicy[], defaultAction: DefaultAction): AuthzEngine {
+export function compileAuthz(service: string, policies: readonly AuthorizationPolicy[], defaultAction: DefaultAction, mtls: MtlsMode = 'STRICT'): AuthzEngine {
   const mine = policies.filter((p) => p.spec.targetRef.name === service).sort(byName);
   const compile = (action: 'ALLOW' | 'DENY' | 'AUDIT'): CompiledPolicy[] => mine
     .filter((p) => p.spec.action === action)
@@ -100,6 +111,7 @@ export function compileAuthz(service: string, policies: readonly AuthorizationPo
   return {
     service,
     defaultAction,
+    mtls,
     policyCount: mine.length,
     allowsEverything: mine.length === 0 && defaultAction === 'allow',
     evaluate(a: AuthzAttributes): AuthzDecision {
@@ -126,7 +138,10 @@ export function compileAuthz(service: string, policies: readonly AuthorizationPo
         return { decision: 'deny', action: 'DEFAULT', audits, reason: 'denied by MeshConfig authorization.default: deny (no ALLOW policy allows it)' };
       }
       if (!a.sourceIdentity) {
-        return { decision: 'deny', action: 'DEFAULT', audits, reason: 'denied: MeshConfig authorization.default allow admits mesh identities only, and the caller has none' };
+        if (mtls === 'PERMISSIVE') {
+          return { decision: 'allow', action: 'DEFAULT', audits, reason: 'allowed by MeshConfig authorization.default: allow (mtls PERMISSIVE: a plaintext caller without mesh identity too)' };
+        }
+        return { decision: 'deny', action: 'DEFAULT', audits, reason: 'denied: MeshConfig authorization.default allow admits mesh identities only (mtls STRICT), and the caller has none' };
       }
       return { decision: 'allow', action: 'DEFAULT', audits, reason: 'allowed by MeshConfig authorization.default: allow (any mesh identity)' };
     },
@@ -142,8 +157,9 @@ function compileRule(rule: Rule): Matcher {
       const services = f.services ? new Set(f.services) : undefined;
       const identities = f.identities ? new Set(f.identities) : undefined;
       return (a) => {
-        if (services && !(a.sourceIdentity && a.sourceService && services.has(a.sourceService))) return false;
-        if (identities && !(a.sourceIdentity && identities.has(a.sourceIdentity))) return false;
+        if (!a.sourceIdentity) return false; // a plaintext caller (PERMISSIVE) has no source to match
+        if (services && !(a.sourceService && services.has(a.sourceService))) return false;
+        if (identities && !identities.has(a.sourceIdentity)) return false;
         return true;
       };
     });

@@ -2,7 +2,7 @@
  * AuthorizationPolicy (SPEC §3) and MeshConfig authorization.default, inbound (SERVICE_INBOUND, after
  * inbound-identity and jwt-authentication). The pure engine (authz/engine.ts) is compiled once per
  * config version; per request this filter only gathers attributes — the verified peer identity from
- * the certificate, the method, the normalised path (normalised once by ingress, authz/path.ts), the
+ * the certificate (none for a plaintext caller under MeshConfig mtls PERMISSIVE), the method, the normalised path (normalised once by ingress, authz/path.ts), the
  * service's declared port, the headers, the verified JWT claims — and evaluates.
  * Denied → 403 FORBIDDEN naming the deciding policy. Every decision is counted in
  * trellis_authz_decisions_total{policy,action,decision}; every AUDIT match is counted (action AUDIT)
@@ -67,7 +67,7 @@ export class AuthorizationFilter implements HttpFilter {
 export const authorizationFactory: ServiceFilterFactory = {
   name: 'authorization',
   build(ctx, service, cluster) {
-    const engine = compileAuthz(service, ctx.snapshot.authorizationPolicies, ctx.snapshot.meshConfig.authorization.default);
+    const engine = compileAuthz(service, ctx.snapshot.authorizationPolicies, ctx.snapshot.meshConfig.authorization.default, ctx.snapshot.meshConfig.mtls);
     if (engine.allowsEverything) return null;
     return new AuthorizationFilter(engine, cluster?.config.port ?? ctx.snapshot.clusters[service]?.port, ctx.services.metrics, ctx.services.log, service);
   },

@@ -49,7 +49,7 @@ export class HttpIngress {
     let answered = false;
     res.on('close', () => { if (!answered) controller.abort(); });
     const headers = endToEndHeaders(req.headers);
-    const deadline = this.callerDeadline(headers);
+    const deadline = this.callerDeadline(headers, source);
     stripMeshHeaders(headers);
     const meshReq = this.newRequest(req.method ?? 'GET', path, authority, headers, req, source, destination, controller,
       req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0'));
@@ -72,7 +72,7 @@ export class HttpIngress {
     });
     stream.on('error', () => {});
     const headers = endToEndHeaders(rawHeaders);
-    const deadline = this.callerDeadline(headers);
+    const deadline = this.callerDeadline(headers, source);
     stripMeshHeaders(headers);
     const meshReq = this.newRequest(
       String(rawHeaders[':method'] ?? 'GET'), String(rawHeaders[':path'] ?? '/'),
@@ -85,11 +85,12 @@ export class HttpIngress {
 
   /**
    * Inbound only: the caller's remaining time (x-trellis-deadline), read before mesh headers are
-   * stripped. The inbound listener is mTLS-only, so the caller is a verified mesh proxy.
+   * stripped, from a verified mesh proxy only (a plaintext caller under mtls PERMISSIVE has no
+   * identity: its copy is stripped like any x-trellis-* header).
    * Enforced by the inbound-deadline filter (filters/timeout.ts).
    */
-  private callerDeadline(headers: MeshRequest['headers']): number | undefined {
-    return this.opts.direction === 'inbound' ? inboundDeadline(headers) : undefined;
+  private callerDeadline(headers: MeshRequest['headers'], source: Peer): number | undefined {
+    return this.opts.direction === 'inbound' && source.identity !== undefined ? inboundDeadline(headers) : undefined;
   }
 
   private newRequest(

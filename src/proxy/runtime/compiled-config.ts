@@ -172,7 +172,7 @@ export function compileConfig(snapshot: Snapshot, services: ProxyServices, probe
         services.peers.retain(addresses);
       }
     }
-    const inboundAuthz = compileAuthz(services.service, snapshot.authorizationPolicies, snapshot.meshConfig.authorization.default);
+    const inboundAuthz = compileAuthz(services.service, snapshot.authorizationPolicies, snapshot.meshConfig.authorization.default, snapshot.meshConfig.mtls);
     return {
       inboundAuthz,
       version: snapshot.version,

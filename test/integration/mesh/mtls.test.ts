@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import http from 'node:http';
+import net from 'node:net';
 import { createRootCa, type CaMaterial } from '../../../src/pki/ca.js';
 import { startControlPlane, stopAll } from '../../helpers/processes.js';
 import { httpGet, startHttpApp, type TestApp } from '../../helpers/apps.js';
@@ -85,13 +86,25 @@ describe('mTLS at the inbound listener', () => {
     assert.equal(serverApp.seen.length, before, 'nothing reached the app');
   });
 
-  it('refuses plaintext on the inbound port', async () => {
+  it('refuses plaintext on the inbound port (mtls STRICT, the default): HTTP/1.1 and h2c get no answer', async () => {
     const [host, port] = server.inbound.split(':');
+    const before = serverApp.seen.length;
     const status = await new Promise<string>((resolve) => {
       const req = http.get({ host, port: Number(port), path: '/' }, (res) => resolve(String(res.statusCode)));
       req.on('error', (err) => resolve(err.message));
     });
-    assert.doesNotMatch(status, /^200$/);
+    assert.doesNotMatch(status, /^\d{3}$/, 'no HTTP status at all: the connection fails in the TLS handshake');
+    // The HTTP/2 preface (prior knowledge, as a plaintext gRPC client sends it): not one byte back either.
+    const answer = await new Promise<string>((resolve) => {
+      let got = '';
+      const socket = net.connect(Number(port), host, () => socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'));
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => { got += d; });
+      socket.on('error', () => {});
+      socket.on('close', () => resolve(got));
+    });
+    assert.doesNotMatch(answer, /HTTP|^\x00/, 'neither an HTTP/1.1 answer nor an HTTP/2 frame');
+    assert.equal(serverApp.seen.length, before, 'nothing reached the app');
   });
 
   it('renews certificates before expiry without dropping connections', async () => {

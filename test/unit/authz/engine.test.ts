@@ -143,6 +143,53 @@ describe('authorization engine', () => {
     assert.equal(rule({}), 'deny', 'no verified claims: jwt conditions never hold');
   });
 
+  describe('a caller without identity (plaintext, only under mtls PERMISSIVE)', () => {
+    const plain = (over: Partial<AuthzAttributes> = {}) => req({ sourceIdentity: undefined, sourceService: undefined, ...over });
+
+    it('default allow admits it under PERMISSIVE, and only there', () => {
+      const permissive = compileAuthz('backend', [], 'allow', 'PERMISSIVE');
+      assert.equal(permissive.allowsEverything, true, 'no filter is built: nothing to check per request');
+      const d = permissive.evaluate(plain());
+      assert.equal(d.decision, 'allow');
+      assert.equal(d.action, 'DEFAULT');
+      assert.match(d.reason, /PERMISSIVE/);
+      const strict = compileAuthz('backend', [], 'allow', 'STRICT').evaluate(plain());
+      assert.equal(strict.decision, 'deny');
+      assert.match(strict.reason, /STRICT/);
+    });
+
+    it('default deny denies it', () => {
+      const d = compileAuthz('backend', [], 'deny', 'PERMISSIVE').evaluate(plain());
+      assert.equal(d.decision, 'deny');
+      assert.equal(d.action, 'DEFAULT');
+    });
+
+    it('matches no rule with a `from`, not even an empty entry (any mesh identity)', () => {
+      for (const from of [[{ services: ['frontend'] }], [{ identities: ['spiffe://trellis.local/service/frontend'] }], [{}]]) {
+        const allow = compileAuthz('backend', [policy('a', { action: 'ALLOW', rules: [{ from }] })], 'allow', 'PERMISSIVE');
+        const denied = allow.evaluate(plain({ headers: { 'x-trellis-peer': 'spiffe://trellis.local/service/frontend' } }));
+        assert.equal(denied.decision, 'deny', JSON.stringify(from));
+        assert.equal(denied.action, 'NO_ALLOW_MATCH');
+        assert.equal(allow.evaluate(req()).decision, 'allow', 'the mesh caller matches');
+        // A DENY from a source does not catch it either: it falls through to the default.
+        const deny = compileAuthz('backend', [policy('d', { action: 'DENY', rules: [{ from }] })], 'allow', 'PERMISSIVE');
+        assert.equal(deny.evaluate(plain()).decision, 'allow', JSON.stringify(from));
+        assert.equal(deny.evaluate(req()).decision, 'deny');
+      }
+    });
+
+    it('matches rules without a `from` like any caller', () => {
+      const e = compileAuthz('backend', [
+        policy('deny-admin', { action: 'DENY', rules: [{ to: [{ paths: ['/admin/*'] }] }] }),
+        policy('allow-public', { action: 'ALLOW', rules: [{ to: [{ paths: ['/public/*'] }] }] }),
+      ], 'allow', 'PERMISSIVE');
+      assert.equal(e.evaluate(plain({ path: '/public/x' })).policy, 'allow-public');
+      assert.equal(e.evaluate(plain({ path: '/public/x' })).decision, 'allow');
+      assert.equal(e.evaluate(plain({ path: '/admin/x' })).policy, 'deny-admin');
+      assert.equal(e.evaluate(plain({ path: '/other' })).decision, 'deny');
+    });
+  });
+
   it('ignores policies targeting another service', () => {
     const e = compileAuthz('backend', [policy('d', { action: 'DENY', rules: [{}] }, 'payments')], 'allow');
     assert.equal(e.allowsEverything, true);

@@ -16,10 +16,16 @@ async function refusal(docs: unknown[]): Promise<{ path: string; message: string
 }
 
 describe('resource validation: exact field paths', () => {
-  it('refuses mtls PERMISSIVE, which the inbound listener does not implement', async () => {
-    const errors = await refusal([{ apiVersion: API, kind: 'MeshConfig', metadata: { name: 'default' }, spec: { mtls: 'PERMISSIVE' } }]);
+  it('accepts mtls STRICT and PERMISSIVE, and refuses any other mode with its field path', async () => {
+    const svc = new ResourceService(await openStore(), noRegisteredServices);
+    for (const mtls of ['PERMISSIVE', 'STRICT'] as const) {
+      await svc.apply([{ apiVersion: API, kind: 'MeshConfig', metadata: { name: 'default' }, spec: { mtls } }]);
+      const stored = (await svc.list('MeshConfig')).find((r) => r.metadata.name === 'default');
+      assert.equal((stored?.spec as { mtls?: string } | undefined)?.mtls, mtls);
+    }
+    const errors = await refusal([{ apiVersion: API, kind: 'MeshConfig', metadata: { name: 'default' }, spec: { mtls: 'DISABLE' } }]);
     assert.deepEqual(errors.map((e) => e.path), ['resources[0].spec.mtls']);
-    assert.match(errors[0]!.message, /not supported yet/);
+    assert.match(errors[0]!.message, /STRICT|PERMISSIVE/);
   });
 
   it('refuses a bad duration', async () => {
