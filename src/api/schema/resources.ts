@@ -226,7 +226,7 @@ export const RolloutSpec = z.object({
   if (Object.keys(r.canary).length === 0) ctx.addIssue({ code: 'custom', path: ['canary'], message: 'needs at least one label (an empty selector matches every instance)' });
   const overlap = Object.keys(r.canary).every((k) => r.stable[k] === undefined || r.stable[k] === r.canary[k])
     && Object.keys(r.stable).every((k) => r.canary[k] === undefined || r.canary[k] === r.stable[k]);
-  if (Object.keys(r.canary).length > 0 && overlap) {
+  if (Object.keys(r.canary).length > 0 && Object.keys(r.stable).length > 0 && overlap) {
     ctx.addIssue({ code: 'custom', path: ['canary'], message: 'must differ from stable in the value of at least one label both name, so no instance matches both' });
   }
   if (isDuration(r.interval)) {
