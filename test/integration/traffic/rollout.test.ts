@@ -175,6 +175,9 @@ describe('canary rollouts', () => {
     assert.equal(promoted.code, 0, promoted.stderr);
     assert.match(promoted.stdout, /Phase:\s+Succeeded/);
     await waitForConfig(caller, hasSplit('catalog', 100), 'canary 100% after promote', 20_000);
+    const described = await runCli(['describe', 'service', 'catalog'], { api: cp.api });
+    assert.equal(described.code, 0, described.stderr);
+    assert.match(described.stdout, /Rollout\/catalog-rollout .*\n\s+status: Succeeded, step 2\/2, canary 100%/);
 
     const ghost = await runCli(['rollout', 'status', 'ghost'], { api: cp.api });
     assert.equal(ghost.code, 1);
