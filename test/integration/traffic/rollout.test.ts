@@ -175,6 +175,10 @@ describe('canary rollouts', () => {
     assert.equal(promoted.code, 0, promoted.stderr);
     assert.match(promoted.stdout, /Phase:\s+Succeeded/);
     await waitForConfig(caller, hasSplit('catalog', 100), 'canary 100% after promote', 20_000);
+    const explained = await runCli(['route', 'explain', '--from', 'web', '--to', 'catalog', 'GET', '/items', '-o', 'json'], { api: cp.api });
+    assert.equal(explained.code, 0, explained.stderr);
+    assert.deepEqual((JSON.parse(explained.stdout) as { backends: Array<{ subset?: Record<string, string>; percent: number }> }).backends
+      .map((b) => [b.subset?.version, b.percent]), [['v1', 0], ['v2', 100]], 'route explain shows the split the proxies hold');
     const described = await runCli(['describe', 'service', 'catalog'], { api: cp.api });
     assert.equal(described.code, 0, described.stderr);
     assert.match(described.stdout, /Rollout\/catalog-rollout .*\n\s+status: Succeeded, step 2\/2, canary 100%/);
