@@ -69,12 +69,14 @@ export interface RolloutInstance {
   labels: Readonly<Record<string, string>>;
   /** Connected (or restored after a control-plane restart), not draining. */
   ready: boolean;
+  /** The instance's protocol: a tcp service is not rolled out (no request stats, HTTPRoutes do not apply). */
+  protocol?: string;
 }
 
 /** The instances of `service` in the registry, as the controller sees them (draining ones are not ready). */
 export function registryInstances(registry: { states(): readonly InstanceState[] }, service: string): RolloutInstance[] {
   const out: RolloutInstance[] = [];
-  for (const i of registry.states()) if (i.info.service === service) out.push({ labels: i.info.labels, ready: !isDraining(i) });
+  for (const i of registry.states()) if (i.info.service === service) out.push({ labels: i.info.labels, ready: !isDraining(i), protocol: i.info.protocol });
   return out;
 }
 
@@ -325,7 +327,9 @@ export class RolloutController {
         if (restored) routingChanged ||= s.trafficSplit;
       }
       if (e.status.phase === 'Pending') {
-        if (this.ready(r.spec.service, r.spec.stable) && this.ready(r.spec.service, r.spec.canary)) {
+        if (this.deps.instances(r.spec.service).some((i) => i.protocol === 'tcp')) {
+          e.status.message = `${r.spec.service} is a tcp service: rollouts need http, http2 or grpc (request metrics and HTTPRoutes); no traffic is split`;
+        } else if (this.ready(r.spec.service, r.spec.stable) && this.ready(r.spec.service, r.spec.canary)) {
           this.transition(e, 'Progressing', 0, r.spec.steps[0]!, 'stable and canary instances are ready', '');
           routingChanged = true;
         } else {

@@ -150,6 +150,16 @@ describe('RolloutController', () => {
     h.ctl.close();
   });
 
+  it('does not start for a tcp service', async () => {
+    const h = await harness({ instances: [{ labels: { version: 'v1' }, ready: true, protocol: 'tcp' }, { labels: { version: 'v2' }, ready: true, protocol: 'tcp' }] });
+    await h.ctl.start();
+    await applyRollout(h);
+    assert.equal(status(h).phase, 'Pending');
+    assert.match(status(h).message, /catalog is a tcp service/);
+    assert.deepEqual(h.ctl.routing(), []);
+    h.ctl.close();
+  });
+
   it('holds the step when fewer than minRequests reached the canary, and rolls back after MAX_CONSECUTIVE_HOLDS in a row', async () => {
     const h = await harness();
     await h.ctl.start();
