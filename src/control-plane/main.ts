@@ -103,12 +103,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     cleanups.push(() => registry.close());
     // Rollouts: status restored before the first version, so a restart keeps each split (core/rollouts.ts).
     let pushConfig = () => {};
-    const subsetStats = new SubsetMetrics();
+    const subsetStats = new SubsetMetrics({ onDropped: () => metrics.rolloutStatsDropped() });
     const rollouts = new RolloutController({
       store, metrics: subsetStats, instances: (service) => registryInstances(registry, service),
       onRoutingChange: () => pushConfig(), log: log.child({ component: 'rollouts' }),
     });
     await rollouts.start();
+    metrics.observeRollouts(rollouts);
     cleanups.push(async () => rollouts.close());
     const compiler = new SnapshotCompiler(store, registry, opts.trustDomain, rollouts);
     metrics.setConfigVersion(Number(await compiler.init()));

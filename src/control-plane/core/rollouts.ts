@@ -9,7 +9,7 @@
  *       held    → same step, analysed again one interval later: fewer than minRequests requests reached the
  *                 canary; the MAX_CONSECUTIVE_HOLDS-th hold in a row rolls back (a canary nobody can reach
  *                 — its proxies gone, every request failing before it — must not stay in the split forever)
- *   promote → Succeeded (canary 100%) from Progressing, RolledBack or Aborted, when a canary instance is ready
+ *   promote → Succeeded (canary 100%) from any other phase, when a canary instance is ready
  *   abort   → Aborted (canary 0%) from Pending, Progressing or Succeeded
  *
  * Succeeded keeps the canary at 100% for as long as the Rollout exists: finishing a release is the user's
@@ -244,7 +244,7 @@ export class RolloutController {
     return this.run(async () => {
       const [name, e] = this.entryFor(service);
       if (e.status.phase === 'Succeeded') return e.status;
-      if (e.status.phase === 'Pending' || !this.ready(e.spec.service, e.spec.canary)) {
+      if (!this.ready(e.spec.service, e.spec.canary)) {
         throw new RolloutActionError(409, 'CONFLICT', `cannot promote Rollout ${name}: no ready instance of ${service} has the canary labels ${labelsText(e.spec.canary)}`);
       }
       this.transition(e, 'Succeeded', e.spec.steps.length - 1, 100, 'promoted by the operator', 'promoted: the canary gets 100% until the Rollout changes or is deleted');

@@ -22,6 +22,8 @@ export interface SubsetMetricsOptions {
   maxReportsPerInstance?: number;
   /** Most instances kept (default 5000); reports of further instances are dropped and counted. */
   maxInstances?: number;
+  /** Called for each report dropped by the instance bound (a metric). */
+  onDropped?: () => void;
 }
 
 export interface SubsetQuery {
@@ -51,6 +53,7 @@ export class SubsetMetrics {
   private readonly retentionMs: number;
   private readonly maxReports: number;
   private readonly maxInstances: number;
+  private readonly onDropped?: () => void;
   private readonly width = LATENCY_BUCKETS_MS.length + 1;
   private readonly instances = new Map<string, InstanceSeries>();
   private tracked = new Set<string>();
@@ -61,6 +64,7 @@ export class SubsetMetrics {
     this.retentionMs = opts.retentionMs ?? 3_600_000;
     this.maxReports = opts.maxReportsPerInstance ?? 4000;
     this.maxInstances = opts.maxInstances ?? 5000;
+    if (opts.onDropped) this.onDropped = opts.onDropped;
   }
 
   /** The services whose instances are kept from now on; the others' data is forgotten. */
@@ -90,7 +94,7 @@ export class SubsetMetrics {
     if (!report) return;
     let series = this.instances.get(instanceId);
     if (!series || series.service !== service) {
-      if (!series && this.instances.size >= this.maxInstances) { this.dropped++; return; }
+      if (!series && this.instances.size >= this.maxInstances) { this.dropped++; this.onDropped?.(); return; }
       series = { service, labels: { ...labels }, reports: [] };
       this.instances.set(instanceId, series);
     }

@@ -8,9 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { runCli, startControlPlane, stopAll } from '../../helpers/processes.js';
+import { runCli, startControlPlane, startProcess, stopAll } from '../../helpers/processes.js';
 import { startHttpApp, type TestApp } from '../../helpers/apps.js';
-import { client, startMeshProxy, waitForConfig, waitForEndpoints, type ControlPlaneRef, type MeshProxy } from '../../helpers/mesh.js';
+import { client, eventually, startMeshProxy, waitForConfig, waitForEndpoints, type ControlPlaneRef, type MeshProxy } from '../../helpers/mesh.js';
 import { TrellisApiError, type RolloutStatus } from '../../../src/sdk/client.js';
 
 // Inherited by every process this suite starts: proxies report stats every 200 ms.
@@ -183,11 +183,71 @@ describe('canary rollouts', () => {
     assert.equal(described.code, 0, described.stderr);
     assert.match(described.stdout, /Rollout\/catalog-rollout .*\n\s+status: Succeeded, step 2\/2, canary 100%/);
 
+    const metrics = await client(cp).metrics();
+    assert.match(metrics, /trellis_cp_rollout_canary_weight\{rollout="catalog-rollout",service="catalog"\} 100/);
+    assert.match(metrics, /trellis_cp_rollout_canary_weight\{rollout="payments-rollout",service="payments"\} 0/);
+    assert.match(metrics, /trellis_cp_rollout_phase\{rollout="payments-rollout",service="payments",phase="RolledBack"\} 1/);
+
     const ghost = await runCli(['rollout', 'status', 'ghost'], { api: cp.api });
     assert.equal(ghost.code, 1);
     assert.match(ghost.stderr, /no Rollout for service ghost/);
     await assert.rejects(client(cp).promoteRollout('ghost'), (err: unknown) => err instanceof TrellisApiError && err.status === 404);
     const doc = await client(cp).openApi() as { paths: Record<string, unknown> };
     assert.ok(doc.paths['/api/v1/rollouts/{service}/promote'] && doc.paths['/api/v1/rollouts/{service}/abort'] && doc.paths['/api/v1/rollouts/{service}']);
+  });
+});
+
+describe('a rollout across a control-plane restart', () => {
+  const apps: TestApp[] = [];
+  let cp: Awaited<ReturnType<typeof startControlPlane>>;
+  let caller: MeshProxy;
+
+  before(async () => {
+    cp = await startControlPlane();
+    const v1 = await startHttpApp('shop-v1');
+    const v2 = await startHttpApp('shop-v2');
+    const web = await startHttpApp('web');
+    apps.push(v1, v2, web);
+    await startMeshProxy(cp, { service: 'shop', app: v1.address, labels: { version: 'v1' } });
+    await startMeshProxy(cp, { service: 'shop', app: v2.address, labels: { version: 'v2' } });
+    caller = await startMeshProxy(cp, { service: 'web', app: web.address, outbound: ['shop'] });
+    await waitForEndpoints(caller, 'shop', 2);
+  });
+
+  after(async () => {
+    await stopAll();
+    await Promise.all(apps.map((a) => a.close()));
+  });
+
+  it('resumes at its step with its split (not from the start), and keeps working', async () => {
+    await client(cp).apply([{
+      apiVersion: API, kind: 'Rollout', metadata: { name: 'shop-rollout' },
+      spec: { service: 'shop', stable: { version: 'v1' }, canary: { version: 'v2' }, steps: [25, 50, 100], interval: '1h' },
+    }]);
+    const first = await eventually(async () => {
+      const s = await client(cp).rolloutStatus('shop');
+      return s.phase === 'Progressing' ? s : undefined;
+    }, 20_000, 'the rollout to start') as RolloutStatus;
+    await waitForConfig(caller, hasSplit('shop', 25), 'the 25% step', 20_000);
+
+    const versionOf = async () => ((await (await fetch(`http://${caller.admin}/config`)).json()) as { version: string; controlPlaneConnected: boolean });
+    const before = Number((await versionOf()).version);
+    assert.equal(await cp.stop('SIGTERM'), 0);
+    await eventually(async () => !(await versionOf()).controlPlaneConnected, 10_000, 'the proxy to notice the outage');
+    const restarted = await startProcess(['control-plane', '--data-dir', cp.dataDir, '--api', cp.api, '--xds', cp.xds], { expect: ['api', 'xds'] });
+    assert.equal(restarted.listening.xds, cp.xds);
+
+    const resumed = await client(cp).rolloutStatus('shop');
+    assert.equal(resumed.phase, 'Progressing');
+    assert.equal(resumed.step, 0);
+    assert.equal(resumed.canaryWeight, 25);
+    assert.equal(resumed.startedAt, first.startedAt, 'the same rollout, not a new one');
+    assert.match(resumed.history.at(-1)!.reason, /resumed at step 0 \(25%\) after a control-plane restart/);
+    await waitForConfig(caller, (snap) => Number(snap.version) > before && hasSplit('shop', 25)(snap), 'the split from the restarted control plane', 20_000);
+
+    const promoted = await client(cp).promoteRollout('shop');
+    assert.equal(promoted.phase, 'Succeeded');
+    await waitForConfig(caller, hasSplit('shop', 100), 'canary 100% after promote', 20_000);
+    assert.deepEqual((await send(caller.outbound.shop!, 20)).apps, { 'shop-v2': 20 });
   });
 });

@@ -198,7 +198,7 @@ export function buildOpenApiDocument(opts: { version?: string } = {}): Record<st
           responses: {
             200: json('RolloutStatus', 'the new status'),
             404: errorResponse('NOT_FOUND: no Rollout for the service'),
-            409: errorResponse('CONFLICT: no ready instance has the canary labels (or the rollout is still Pending)'),
+            409: errorResponse('CONFLICT: no ready instance has the canary labels'),
             ...unauthorized,
           },
         },
