@@ -139,7 +139,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     const unwatch = store.watch((change) => {
       if (change.type !== 'resource') return;
       xdsServer.schedulePush();
-      if (change.kind === 'Rollout') rollouts.schedule();
+      if (change.kind === 'Rollout' || change.kind === 'HTTPRoute') rollouts.schedule();
     });
     cleanups.push(async () => unwatch());
     registry.on('change', () => { xdsServer.schedulePush(); rollouts.instancesChanged(); });

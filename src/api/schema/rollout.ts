@@ -61,6 +61,8 @@ export const RolloutStatus = z.object({
   /** Whether the mesh's routes carry the split now (false while Pending). */
   trafficSplit: z.boolean(),
   message: z.string(),
+  /** Set when no route carries the split: every HTTPRoute to the service names subsets explicitly. */
+  warning: z.string().optional(),
   /** Consecutive analyses held for lack of requests (reset by a decision). */
   holds: z.number().int().nonnegative(),
   startedAt: z.string(),

@@ -24,6 +24,7 @@ export function formatRolloutStatus(s: RolloutStatus): string {
   put('Step', `${stepText(s)} of steps [${s.steps.join(', ')}], interval ${s.interval}`);
   put('Traffic', s.trafficSplit ? `stable ${labels(s.stable)} ${100 - s.canaryWeight}%, canary ${labels(s.canary)} ${s.canaryWeight}%` : `not split yet (stable ${labels(s.stable)}, canary ${labels(s.canary)})`);
   put('Message', s.message);
+  if (s.warning) put('Warning', s.warning);
   if (s.nextAnalysisAt) put('Next analysis', s.nextAnalysisAt);
   if (s.lastAnalysis) {
     const a = s.lastAnalysis;

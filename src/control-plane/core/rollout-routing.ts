@@ -116,3 +116,23 @@ export function applyRolloutSplits(routes: readonly HTTPRoute[], rollouts: reado
   }
   return out.sort(byName);
 }
+
+/**
+ * Pure: whether a Rollout of `service` would shift any traffic given these HTTPRoutes (applyRolloutSplits'
+ * rule): true when no route is attached to the service, or a backendRef names it without a subset, or a
+ * single-parent route attached to it has a rule without backendRefs. False means every route to the
+ * service names subsets explicitly: the split has nothing to act on.
+ */
+export function splitApplies(routes: readonly HTTPRoute[], service: string): boolean {
+  let attached = false;
+  for (const route of routes) {
+    const parents = route.spec.parentRefs.map((p) => p.name);
+    if (parents.includes(service)) attached = true;
+    for (const rule of route.spec.rules) {
+      const refs = rule.backendRefs ?? [];
+      if (refs.length === 0 && parents.length === 1 && parents[0] === service) return true;
+      if (refs.some((r) => r.name === service && !r.subset)) return true;
+    }
+  }
+  return !attached;
+}

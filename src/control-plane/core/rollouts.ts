@@ -35,7 +35,7 @@ import {
   ROLLOUT_HISTORY_MAX, RolloutStatus, type RolloutAnalysis, type RolloutPhase,
 } from '../../api/schema/rollout.js';
 import type { Store } from './ports.js';
-import type { RolloutRouting } from './rollout-routing.js';
+import { splitApplies, type RolloutRouting } from './rollout-routing.js';
 import type { InstanceState } from './registry.js';
 import { isDraining } from './compiler.js';
 import { matches, type SubsetQuery, type SubsetResult } from './subset-metrics.js';
@@ -165,6 +165,8 @@ export class RolloutController {
   private reconcileQueued = false;
   private started = false;
   private closed = false;
+  /** The status JSON last written to the store. */
+  private written?: string;
 
   constructor(deps: RolloutControllerDeps) {
     this.deps = deps;
@@ -176,6 +178,7 @@ export class RolloutController {
     if (this.started) return;
     this.started = true;
     const text = await this.deps.store.getBlob(ROLLOUT_STATUS_BLOB);
+    this.written = text;
     if (text) {
       try {
         const persisted = JSON.parse(text) as PersistedState;
@@ -194,7 +197,7 @@ export class RolloutController {
     await this.run(() => this.reconcileNow(true));
   }
 
-  /** Rollout resources changed: reconcile soon (calls made while one is queued coalesce). */
+  /** Rollout (or HTTPRoute) resources changed: reconcile soon (calls made while one is queued coalesce). */
   schedule(): void {
     if (this.closed || !this.started || this.reconcileQueued) return;
     this.reconcileQueued = true;
@@ -291,6 +294,9 @@ export class RolloutController {
     if (this.closed) return;
     const rollouts = (await this.deps.store.listResources('Rollout'))
       .filter((r): r is Rollout => r.kind === 'Rollout').sort(byName);
+    const routes = rollouts.length > 0
+      ? (await this.deps.store.listResources('HTTPRoute')).filter((r): r is ResourceOf<'HTTPRoute'> => r.kind === 'HTTPRoute')
+      : [];
     let routingChanged = false;
     const seen = new Set<string>();
     const now = this.clock.now();
@@ -325,6 +331,12 @@ export class RolloutController {
           }
         }
         if (restored) routingChanged ||= s.trafficSplit;
+      }
+      if (splitApplies(routes, r.spec.service)) delete e.status.warning;
+      else {
+        const names = routes.filter((x) => x.spec.parentRefs.some((p) => p.name === r.spec.service)).map((x) => x.metadata.name);
+        e.status.warning = `no traffic is shifted: no rule of HTTPRoute ${names.join(', ')} sends to ${r.spec.service} without naming a subset; `
+          + 'a Rollout splits only backendRefs without a subset (and rules without backendRefs)';
       }
       if (e.status.phase === 'Pending') {
         if (this.deps.instances(r.spec.service).some((i) => i.protocol === 'tcp')) {
@@ -463,7 +475,12 @@ export class RolloutController {
   private async commit(routingChanged: boolean): Promise<void> {
     const state: PersistedState = { rollouts: {} };
     for (const [name, e] of this.entries) state.rollouts[name] = { identity: e.identity, status: e.status };
-    await this.deps.store.putBlob(ROLLOUT_STATUS_BLOB, JSON.stringify(state));
+    const text = JSON.stringify(state);
+    // Unchanged (a reconcile for an HTTPRoute change that changed nothing here): no write.
+    if (text !== this.written) {
+      await this.deps.store.putBlob(ROLLOUT_STATUS_BLOB, text);
+      this.written = text;
+    }
     if (routingChanged) this.deps.onRoutingChange();
   }
 }

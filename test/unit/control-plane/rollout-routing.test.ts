@@ -7,7 +7,7 @@ import { Resource, type ResourceOf } from '../../../src/api/schema/resources.js'
 import { Snapshot, SnapshotDelta } from '../../../src/api/schema/snapshot.js';
 import { ServerMessage } from '../../../src/api/schema/xds.js';
 import { SnapshotCompiler, compileSnapshot } from '../../../src/control-plane/core/compiler.js';
-import { applyRolloutSplits, syntheticRouteName, type RolloutRouting } from '../../../src/control-plane/core/rollout-routing.js';
+import { applyRolloutSplits, splitApplies, syntheticRouteName, type RolloutRouting } from '../../../src/control-plane/core/rollout-routing.js';
 import type { InstanceState } from '../../../src/control-plane/core/registry.js';
 import { compileRouteTable } from '../../../src/proxy/routing/route-table.js';
 import { API, httpRoute, openStore, service } from './fixtures.js';
@@ -81,6 +81,16 @@ describe('Rollout splits in the compiled HTTPRoutes', () => {
     const full = applyRolloutSplits([route!], [catalog(100)])[0]!.spec.rules[0]!.backendRefs!;
     assert.deepEqual(full.map((b) => b.weight), [0, 1_000_000, 10_000]);
     assert.doesNotThrow(() => Resource.parse(applyRolloutSplits([route!], [catalog(37)])[0]));
+  });
+
+  it('splitApplies: false only when every route to the service names its subsets', () => {
+    const explicit = parse([httpRoute('canary', 'catalog', [{ name: 'catalog', subset: { version: 'v1' }, weight: 9 }, { name: 'catalog', subset: { version: 'v2' }, weight: 1 }])]) as ResourceOf<'HTTPRoute'>[];
+    assert.equal(splitApplies([], 'catalog'), true, 'no route: one is added');
+    assert.equal(splitApplies(explicit, 'catalog'), false);
+    assert.equal(splitApplies(explicit, 'web'), true);
+    const plain = parse([httpRoute('from-web', 'web', [{ name: 'catalog' }])]) as ResourceOf<'HTTPRoute'>[];
+    assert.equal(splitApplies([...explicit, ...plain], 'catalog'), true, 'a backendRef without a subset anywhere');
+    assert.deepEqual(applyRolloutSplits(explicit, [catalog(50)]), explicit, 'nothing to split');
   });
 
   it('names the added route uniquely within 63 characters', () => {

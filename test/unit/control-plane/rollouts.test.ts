@@ -150,6 +150,22 @@ describe('RolloutController', () => {
     h.ctl.close();
   });
 
+  it('warns when every route to the service names its subsets (nothing to split), and clears it when one does not', async () => {
+    const h = await harness();
+    await h.ctl.start();
+    const explicit = Resource.parse({ apiVersion: API, kind: 'HTTPRoute', metadata: { name: 'catalog-canary' }, spec: {
+      parentRefs: [{ name: 'catalog' }], rules: [{ backendRefs: [{ name: 'catalog', subset: { version: 'v1' }, weight: 90 }, { name: 'catalog', subset: { version: 'v2' }, weight: 10 }] }],
+    } });
+    await h.store.writeResources([explicit]);
+    await applyRollout(h);
+    assert.match(status(h).warning ?? '', /no traffic is shifted: no rule of HTTPRoute catalog-canary sends to catalog without naming a subset/);
+    await h.store.writeResources([Resource.parse({ ...explicit, spec: { ...explicit.spec, rules: [{ backendRefs: [{ name: 'catalog' }] }] } })]);
+    h.ctl.schedule();
+    await h.ctl.idle();
+    assert.equal(status(h).warning, undefined);
+    h.ctl.close();
+  });
+
   it('does not start for a tcp service', async () => {
     const h = await harness({ instances: [{ labels: { version: 'v1' }, ready: true, protocol: 'tcp' }, { labels: { version: 'v2' }, ready: true, protocol: 'tcp' }] });
     await h.ctl.start();
