@@ -17,6 +17,7 @@ import { registerStat } from './program/stat.js';
 import { registerTap } from './program/tap.js';
 import { registerProxyConfig } from './program/proxy-config.js';
 import { registerCheck } from './program/check.js';
+import { registerRollout } from './program/rollout.js';
 
 export function buildProgram(): Command {
   const program = new Command('trellis')
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerStat(program);
   registerTap(program);
   registerProxyConfig(program);
+  registerRollout(program);
   registerDemo(program);
   return program;
 }

@@ -22,6 +22,8 @@ import { repoRoot } from '../shared/repo-root.js';
 import { Registry, DEFAULT_INSTANCE_GRACE_MS } from './core/registry.js';
 import { ResourceService } from './core/resource-service.js';
 import { TokenService } from './core/tokens.js';
+import { RolloutController, registryInstances } from './core/rollouts.js';
+import { SubsetMetrics } from './core/subset-metrics.js';
 import type { Store } from './core/ports.js';
 
 export interface ControlPlaneOptions {
@@ -99,7 +101,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     });
     await registry.load();
     cleanups.push(() => registry.close());
-    const compiler = new SnapshotCompiler(store, registry, opts.trustDomain);
+    // Rollouts: status restored before the first version, so a restart keeps each split (core/rollouts.ts).
+    let pushConfig = () => {};
+    const subsetStats = new SubsetMetrics({ onDropped: () => metrics.rolloutStatsDropped() });
+    const rollouts = new RolloutController({
+      store, metrics: subsetStats, instances: (service) => registryInstances(registry, service),
+      onRoutingChange: () => pushConfig(), log: log.child({ component: 'rollouts' }),
+    });
+    await rollouts.start();
+    metrics.observeRollouts(rollouts);
+    cleanups.push(async () => rollouts.close());
+    const compiler = new SnapshotCompiler(store, registry, opts.trustDomain, rollouts);
     metrics.setConfigVersion(Number(await compiler.init()));
     const proxies = new ProxyTracker();
 
@@ -118,22 +130,27 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     const tapRefresh = setInterval(() => taps.refresh(), TAP_REFRESH_MS);
     tapRefresh.unref();
     cleanups.push(async () => clearInterval(tapRefresh));
-    xds = new XdsServer({ identity, tokens, registry, compiler, proxies, metrics, stats, taps, denials, log: log.child({ component: 'xds' }), ...(opts.xdsOptions ? { options: opts.xdsOptions } : {}) });
+    xds = new XdsServer({ identity, tokens, registry, compiler, proxies, metrics, stats, subsetStats, taps, denials, log: log.child({ component: 'xds' }), ...(opts.xdsOptions ? { options: opts.xdsOptions } : {}) });
     const xdsServer = xds;
     const xdsAddress = await xdsServer.listen(xdsAddr.host, xdsAddr.port);
     cleanups.push(() => xdsServer.close());
 
     // Any change to resources or the registry -> a new version pushed to every proxy.
-    const unwatch = store.watch((change) => { if (change.type === 'resource') xdsServer.schedulePush(); });
+    const unwatch = store.watch((change) => {
+      if (change.type !== 'resource') return;
+      xdsServer.schedulePush();
+      if (change.kind === 'Rollout' || change.kind === 'HTTPRoute') rollouts.schedule();
+    });
     cleanups.push(async () => unwatch());
-    registry.on('change', () => xdsServer.schedulePush());
+    registry.on('change', () => { xdsServer.schedulePush(); rollouts.instancesChanged(); });
+    pushConfig = () => xdsServer.schedulePush();
 
     const resources = new ResourceService(store, registry);
     const queries = new MeshQueries(store, registry, proxies, opts.trustDomain, () => compiler.currentVersion);
     const overview = new OverviewService({ store, queries, stats, denials });
     let ready = false;
     const api = new ApiServer({
-      resources, tokens, queries, metrics, adminToken, stats, taps, denials, overview, log: log.child({ component: 'api' }),
+      resources, tokens, queries, metrics, adminToken, stats, taps, denials, overview, rollouts, log: log.child({ component: 'api' }),
       events: { onDropped: () => metrics.eventDropped() },
       dashboardDir: opts.dashboardDir ?? join(repoRoot(), 'dist', 'dashboard'),
       ready: () => ready,

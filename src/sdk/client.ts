@@ -8,6 +8,7 @@ import type {
   ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TapStreamMessage, TokenResponse,
 } from '../control-plane/contract.js';
 import type { DenialEvent, TapEvent, TapFilter } from '../api/schema/tap.js';
+import type { RolloutList, RolloutStatus } from '../api/schema/rollout.js';
 import { readSse } from './sse.js';
 import { resolveKind } from '../control-plane/core/kinds.js';
 
@@ -18,6 +19,8 @@ export type {
 };
 export type { InstanceView, ProxyState, NackInfo, ApplyAction, StatsRowView, ServicePoint, OverviewHistoryPoint } from '../control-plane/contract.js';
 export type { Kind, Resource };
+export type { RolloutStatus, RolloutList };
+export type { RolloutAnalysis, RolloutEvent, RolloutPhase } from '../api/schema/rollout.js';
 export { resolveKind };
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:15000';
@@ -124,6 +127,26 @@ export class TrellisClient {
   async denials(opts: { service?: string } = {}): Promise<DenialEvent[]> {
     const qs = opts.service ? `?service=${enc(opts.service)}` : '';
     return (await this.request<DenialsResponse>('GET', `/api/v1/denials${qs}`)).denials;
+  }
+
+  /** The status of every Rollout (phase, step, canary weight, last analysis, history). */
+  async rollouts(): Promise<RolloutStatus[]> {
+    return (await this.request<RolloutList>('GET', '/api/v1/rollouts')).rollouts;
+  }
+
+  /** The status of the Rollout of `service` (404 NOT_FOUND when there is none). */
+  async rolloutStatus(service: string): Promise<RolloutStatus> {
+    return this.request<RolloutStatus>('GET', `/api/v1/rollouts/${enc(service)}`);
+  }
+
+  /** Skips the remaining steps: the canary gets 100% (Succeeded); 409 CONFLICT when no canary instance is ready. */
+  async promoteRollout(service: string): Promise<RolloutStatus> {
+    return this.request<RolloutStatus>('POST', `/api/v1/rollouts/${enc(service)}/promote`);
+  }
+
+  /** Stops the rollout: the canary gets 0% (Aborted) until the Rollout changes or is deleted. */
+  async abortRollout(service: string): Promise<RolloutStatus> {
+    return this.request<RolloutStatus>('POST', `/api/v1/rollouts/${enc(service)}/abort`);
   }
 
   /**

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { API_VERSION, Duration, LabelMap, Metadata, Name, Percent, Protocol, TargetRef } from './common.js';
 import { isLinearTimeRegex } from './regex-safety.js';
+import { isDuration, parseDuration } from '../duration.js';
 
 // ---------- MeshConfig ----------
 export const MeshConfigSpec = z.object({
@@ -218,7 +219,24 @@ export const RolloutSpec = z.object({
     maxP99Latency: Duration.optional(),
     minRequests: z.number().int().min(0).default(20),
   }).strict().optional(),
-}).strict();
+}).strict().superRefine((r, ctx) => {
+  // What the rollout controller (control-plane/core/rollouts.ts) needs to make sense of the spec.
+  if (Object.keys(r.stable).length === 0) ctx.addIssue({ code: 'custom', path: ['stable'], message: 'needs at least one label (an empty selector matches every instance)' });
+  if (Object.keys(r.canary).length === 0) ctx.addIssue({ code: 'custom', path: ['canary'], message: 'needs at least one label (an empty selector matches every instance)' });
+  const overlap = Object.keys(r.canary).every((k) => r.stable[k] === undefined || r.stable[k] === r.canary[k])
+    && Object.keys(r.stable).every((k) => r.canary[k] === undefined || r.canary[k] === r.stable[k]);
+  if (Object.keys(r.canary).length > 0 && Object.keys(r.stable).length > 0 && overlap) {
+    ctx.addIssue({ code: 'custom', path: ['canary'], message: 'must differ from stable in the value of at least one label both name, so no instance matches both' });
+  }
+  if (isDuration(r.interval)) {
+    const ms = parseDuration(r.interval);
+    if (ms < 1000 || ms > 3_600_000) ctx.addIssue({ code: 'custom', path: ['interval'], message: 'must be between 1s and 1h' });
+  }
+  r.steps.forEach((w, i) => {
+    if (w < 1) ctx.addIssue({ code: 'custom', path: ['steps', i], message: 'a step sends at least 1% to the canary' });
+    else if (i > 0 && w <= r.steps[i - 1]!) ctx.addIssue({ code: 'custom', path: ['steps', i], message: 'steps must increase' });
+  });
+});
 
 // ---------- the envelope ----------
 export const KIND_SPECS = {

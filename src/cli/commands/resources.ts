@@ -144,8 +144,14 @@ export async function runDelete(kindInput: string, name: string, opts: ClientCli
 
 export async function runDescribeService(name: string, opts: ClientCliOptions & { output: OutputFormat }): Promise<void> {
   try {
-    const d = await clientFor(opts).describeService(name);
+    const client = clientFor(opts);
+    const d = await client.describeService(name);
     process.stdout.write(formatServiceDescription(d, opts.output));
+    if (opts.output === 'table' && d.rollouts.length > 0) {
+      // The rollout controller's view of it (trellis rollout status NAME for the history).
+      const s = await client.rolloutStatus(name).catch(() => undefined);
+      if (s) process.stdout.write(`  status: ${s.phase}, step ${s.step + 1}/${s.steps.length}, canary ${s.trafficSplit ? `${s.canaryWeight}%` : 'not split yet'}: ${s.message}\n`);
+    }
   } catch (err) {
     handleApiError(err);
   }

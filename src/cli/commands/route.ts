@@ -16,6 +16,7 @@ import { renderTable, toJson, toYaml, type OutputFormat } from '../output.js';
 import { decideCanI } from './can-i.js';
 import { clientFor, handleApiError, type ClientCliOptions } from './resources.js';
 import { byName } from '../../api/resource-order.js';
+import { applyRolloutSplits } from '../../control-plane/core/rollout-routing.js';
 
 export interface RouteAuthorization {
   service: string;
@@ -167,7 +168,7 @@ export async function runRouteExplain(method: string, path: string, opts: Client
   try {
     const headers = parseHeaders(opts.header);
     const client = clientFor(opts);
-    const [status, routes, policies, authz, jwts, meshConfigs, services] = await Promise.all([
+    const [status, routes, policies, authz, jwts, meshConfigs, services, rollouts] = await Promise.all([
       client.status(),
       client.list('HTTPRoute'),
       client.list('TrafficPolicy'),
@@ -175,9 +176,12 @@ export async function runRouteExplain(method: string, path: string, opts: Client
       client.list('JWTAuthentication'),
       client.list('MeshConfig'),
       client.services(),
+      client.rollouts().catch(() => []),
     ]);
     if (!services.some((s) => s.name === opts.to)) throw new Error(`unknown service "${opts.to}": no Service resource and no registered instance`);
-    const httpRoutes = routes.filter((r): r is ResourceOf<'HTTPRoute'> => r.kind === 'HTTPRoute');
+    // The routes as the compiler sends them: with the split of every Rollout in force (core/rollout-routing.ts).
+    const httpRoutes = applyRolloutSplits(routes.filter((r): r is ResourceOf<'HTTPRoute'> => r.kind === 'HTTPRoute'), rollouts.filter((r) => r.trafficSplit)
+      .map((r) => ({ rollout: r.name, service: r.service, stable: r.stable, canary: r.canary, canaryWeight: r.canaryWeight })));
     // The compiler gives a service the first TrafficPolicy targeting it, by name.
     const trafficPolicy = policies
       .filter((p): p is ResourceOf<'TrafficPolicy'> => p.kind === 'TrafficPolicy' && p.spec.targetRef.name === opts.to)

@@ -3,7 +3,8 @@
  *
  * - clusters: every service = Service resources ∪ registered services; protocol from the Service resource,
  *   else from the first instance; endpoints from the registry; the TrafficPolicy targeting it (first by name).
- * - routes: every HTTPRoute and TCPRoute (a proxy routes its outbound calls to any service).
+ * - routes: every HTTPRoute and TCPRoute (a proxy routes its outbound calls to any service); the HTTPRoutes
+ *   carry the traffic split of every Rollout in force (core/rollout-routing.ts).
  * - authorizationPolicies / jwtAuthentications: only those targeting the proxy's own service (inbound side).
  * - version: keeps increasing across restarts (reserved in blocks in the store, see SnapshotCompiler).
  *
@@ -18,6 +19,7 @@ import type { Protocol } from '../../api/schema/common.js';
 import type { Store } from './ports.js';
 import type { InstanceState } from './registry.js';
 import { byName } from '../../api/resource-order.js';
+import { applyRolloutSplits, type RolloutRouting } from './rollout-routing.js';
 
 export const VERSION_COUNTER = 'config-version';
 
@@ -27,6 +29,8 @@ export interface CompileInput {
   trustDomain: string;
   resources: Resource[];
   instances: readonly InstanceState[];
+  /** The Rollouts whose split is in force (core/rollouts.ts), applied to the HTTPRoutes (core/rollout-routing.ts). */
+  rollouts?: readonly RolloutRouting[];
 }
 
 function ofKind<K extends Resource['kind']>(resources: Resource[], kind: K): ResourceOf<K>[] {
@@ -127,7 +131,7 @@ export function compileShared(
     trustDomain: input.trustDomain,
     meshConfig: mesh ? mesh.spec : DEFAULT_MESH_CONFIG,
     clusters: compileClusters(resources, input.instances, previous, record),
-    httpRoutes: ofKind(resources, 'HTTPRoute'),
+    httpRoutes: applyRolloutSplits(ofKind(resources, 'HTTPRoute'), input.rollouts ?? []),
     tcpRoutes: ofKind(resources, 'TCPRoute'),
     authorizationPolicies: ofKind(resources, 'AuthorizationPolicy'),
     jwtAuthentications: ofKind(resources, 'JWTAuthentication'),
@@ -287,6 +291,11 @@ export interface InstanceSource {
   states?(): readonly InstanceState[];
 }
 
+/** Where the compiler reads the Rollout splits in force when it starts a version (core/rollouts.ts). */
+export interface RolloutRoutingSource {
+  routing(): readonly RolloutRouting[];
+}
+
 /** Versions are reserved in blocks: the store is written once per VERSION_BLOCK versions, not per change. */
 export const VERSION_CEILING = 'config-version-ceiling';
 export const VERSION_BLOCK = 1000;
@@ -314,10 +323,13 @@ export class SnapshotCompiler {
   /** The last compile's per-cluster inputs: unchanged clusters are reused (object and JSON). */
   private lastInputs?: Map<string, ClusterInputs>;
 
-  constructor(store: Store, registry: InstanceSource, trustDomain: string) {
+  private readonly rollouts?: RolloutRoutingSource;
+
+  constructor(store: Store, registry: InstanceSource, trustDomain: string, rollouts?: RolloutRoutingSource) {
     this.store = store;
     this.registry = registry;
     this.trustDomain = trustDomain;
+    if (rollouts) this.rollouts = rollouts;
   }
 
   /** Starts a new version at startup, above every version served before a restart. */
@@ -352,9 +364,10 @@ export class SnapshotCompiler {
       const version = String(this.version);
       // Inputs are read now: a later change makes a new version.
       const instances = this.registry.states?.() ?? this.registry.list();
+      const rollouts = this.rollouts?.routing() ?? [];
       const state = new VersionState(version, () => this.store.listResources().then((resources) => {
         const record = new Map<string, ClusterInputs>();
-        const shared = compileShared({ version, trustDomain: this.trustDomain, resources, instances }, this.lastInputs, record);
+        const shared = compileShared({ version, trustDomain: this.trustDomain, resources, instances, rollouts }, this.lastInputs, record);
         this.lastInputs = record;
         return shared;
       }));

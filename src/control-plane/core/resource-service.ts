@@ -134,6 +134,22 @@ export class ResourceService {
       }
     });
 
+    // One Rollout per service: the rollout controller owns the split of the service's traffic.
+    const batchRollouts = new Set(parsed.filter((r) => r?.kind === 'Rollout').map((r) => r!.metadata.name));
+    const rolloutOf = new Map<string, string>();
+    for (const r of await this.store.listResources('Rollout')) {
+      if (r.kind === 'Rollout' && !batchRollouts.has(r.metadata.name)) rolloutOf.set(r.spec.service, r.metadata.name);
+    }
+    parsed.forEach((r, i) => {
+      if (r?.kind !== 'Rollout') return;
+      const other = rolloutOf.get(r.spec.service);
+      if (other !== undefined && other !== r.metadata.name) {
+        errors.push({ path: formatPath(['resources', i, 'spec', 'service']), message: `service ${r.spec.service} already has Rollout ${other} (one Rollout per service)` });
+      } else {
+        rolloutOf.set(r.spec.service, r.metadata.name);
+      }
+    });
+
     if (errors.length > 0) throw new ValidationError(errors);
 
     const results: ApplyResult[] = [];

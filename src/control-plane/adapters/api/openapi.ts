@@ -8,6 +8,7 @@ import {
   ApplyRequest, ApplyResponse, DeleteResponse, DenialsResponse, ErrorBody, EventStreamMessage, HealthResponse, Overview, ProxiesResponse, ResourceList,
   ServiceDescription, ServiceSummary, StatsResponse, StatusResponse, TapStreamMessage, TokenRequest, TokenResponse,
 } from '../../contract.js';
+import { RolloutList, RolloutStatus } from '../../../api/schema/rollout.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -42,6 +43,8 @@ export function buildOpenApiDocument(opts: { version?: string } = {}): Record<st
     DenialsResponse: schema(DenialsResponse, 'output'),
     Overview: schema(Overview, 'output'),
     EventStreamMessage: schema(EventStreamMessage, 'output'),
+    RolloutStatus: schema(RolloutStatus, 'output'),
+    RolloutList: schema(RolloutList, 'output'),
   };
   // The apply request carries resources in their input form.
   (components.ApplyRequest as { properties: Record<string, unknown> }).properties.resources = { type: 'array', items: ref('ResourceInput') };
@@ -52,6 +55,7 @@ export function buildOpenApiDocument(opts: { version?: string } = {}): Record<st
     schema: { type: 'string', examples: KINDS },
   };
   const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string' } };
+  const serviceParam = { name: 'service', in: 'path', required: true, description: 'The service the Rollout names (spec.service)', schema: { type: 'string' } };
   const windowParam = { name: 'window', in: 'query', required: false, description: 'Stats window, a duration between 5s and 15m', schema: { type: 'string', default: '30s' } };
   const historyParam = { name: 'history', in: 'query', required: false, description: 'Per-service points over this long before now (0: none; at most 15m)', schema: { type: 'string', default: '5m' } };
   const unauthorized = { 401: errorResponse('Admin token required (API bound to a non-loopback address)') };
@@ -171,6 +175,40 @@ export function buildOpenApiDocument(opts: { version?: string } = {}): Record<st
           summary: 'What the dashboard shows, at once: services, golden metrics by service / edge / route, routes and weights, authorization policies and recent denials, proxies',
           parameters: [windowParam, { ...historyParam, schema: { type: 'string', default: '0' } }],
           responses: { 200: json('Overview'), 400: errorResponse('INVALID: window or history'), ...unauthorized },
+        },
+      },
+      '/api/v1/rollouts': {
+        get: {
+          operationId: 'rollouts',
+          summary: 'The status of every Rollout: phase (Pending, Progressing, Succeeded, RolledBack, Aborted), step, canary weight, last analysis, history',
+          responses: { 200: json('RolloutList'), ...unauthorized },
+        },
+      },
+      '/api/v1/rollouts/{service}': {
+        get: {
+          operationId: 'rolloutStatus', summary: 'The status of the Rollout of a service', parameters: [serviceParam],
+          responses: { 200: json('RolloutStatus'), 404: errorResponse('NOT_FOUND: no Rollout for the service'), ...unauthorized },
+        },
+      },
+      '/api/v1/rollouts/{service}/promote': {
+        post: {
+          operationId: 'promoteRollout',
+          summary: 'Skip the remaining steps: the canary gets 100% (Succeeded). No request body. Already Succeeded: unchanged',
+          parameters: [serviceParam],
+          responses: {
+            200: json('RolloutStatus', 'the new status'),
+            404: errorResponse('NOT_FOUND: no Rollout for the service'),
+            409: errorResponse('CONFLICT: no ready instance has the canary labels'),
+            ...unauthorized,
+          },
+        },
+      },
+      '/api/v1/rollouts/{service}/abort': {
+        post: {
+          operationId: 'abortRollout',
+          summary: 'Stop the rollout: the canary gets 0% (Aborted) until the Rollout changes or is deleted. No request body. Already RolledBack or Aborted: unchanged',
+          parameters: [serviceParam],
+          responses: { 200: json('RolloutStatus', 'the new status'), 404: errorResponse('NOT_FOUND: no Rollout for the service'), ...unauthorized },
         },
       },
       '/api/v1/events': {

@@ -1,5 +1,5 @@
 /**
- * The REST API (--api): resources, tokens, services, proxies, golden-metrics stats, live tap (Server-Sent Events,
+ * The REST API (--api): resources, tokens, services, proxies, golden-metrics stats, rollouts, live tap (Server-Sent Events,
  * tap-stream.ts), recent denials, the dashboard's overview and its live feed (events-stream.ts); plus /healthz,
  * /readyz, /metrics, /api/openapi.json, and the built web dashboard at / (static-files.ts). JSON errors everywhere: {"error": CODE, "message": ..., "errors"?: [{path, message}]}.
  * On a non-loopback address every /api/ route requires `Authorization: Bearer <admin token>`.
@@ -28,6 +28,8 @@ import { buildOpenApiDocument } from './openapi.js';
 import { TooManyTapsError, type TapService } from '../../core/taps.js';
 import type { DenialLog } from '../../core/denials.js';
 import { SseTapClient, type TapStreamOptions } from './tap-stream.js';
+import { RolloutActionError, type RolloutController } from '../../core/rollouts.js';
+import type { RolloutList, RolloutStatus } from '../../../api/schema/rollout.js';
 
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -52,6 +54,8 @@ export interface ApiServerDeps {
   events?: EventStreamOptions;
   /** The built dashboard served at / (absent: / answers how to build it). */
   dashboardDir?: string;
+  /** Rollout statuses and actions (GET /api/v1/rollouts[/SERVICE], POST .../promote, .../abort). */
+  rollouts?: RolloutController;
   now?: () => number;
 }
 
@@ -108,6 +112,10 @@ export class ApiServer {
       r('GET', /^\/api\/v1\/stats$/, async (req) => ({ body: this.stats(req) })),
       r('GET', /^\/api\/v1\/denials$/, async (req) => ({ body: this.denials(req) })),
       r('GET', /^\/api\/v1\/overview$/, async (req) => ({ body: await this.overview(req) })),
+      r('GET', /^\/api\/v1\/rollouts$/, async () => ({ body: { rollouts: this.rolloutController().list() } satisfies RolloutList })),
+      r('GET', /^\/api\/v1\/rollouts\/([^/]+)$/, async (_req, [service]) => ({ body: this.rolloutStatus(service!) })),
+      r('POST', /^\/api\/v1\/rollouts\/([^/]+)\/promote$/, async (_req, [service]) => ({ body: await this.rolloutController().promote(service!) })),
+      r('POST', /^\/api\/v1\/rollouts\/([^/]+)\/abort$/, async (_req, [service]) => ({ body: await this.rolloutController().abort(service!) })),
     ];
   }
 
@@ -200,6 +208,7 @@ export class ApiServer {
         if (err.status === 413) res.setHeader('connection', 'close');
         return send(res, err.status, body);
       }
+      if (err instanceof RolloutActionError) return send(res, err.status, { error: err.code, message: err.message } satisfies ErrorBody);
       if (err instanceof TooManyTapsError || err instanceof TooManyStreamsError) return send(res, 429, { error: err.code, message: err.message } satisfies ErrorBody);
       if (err instanceof ValidationError) {
         return send(res, 400, { error: 'INVALID', message: err.message, errors: err.errors } satisfies ErrorBody);
@@ -344,6 +353,17 @@ export class ApiServer {
     if (q.has('path')) filter.path = q.get('path')!;
     if (q.has('method')) filter.method = q.get('method')!;
     SseTapClient.open(taps, filter, res, this.deps.tapStream);
+  }
+
+  private rolloutController(): RolloutController {
+    if (!this.deps.rollouts) throw new HttpError(404, 'NOT_FOUND', 'rollouts are not available on this control plane');
+    return this.deps.rollouts;
+  }
+
+  private rolloutStatus(service: string): RolloutStatus {
+    const status = this.rolloutController().statusOf(service);
+    if (!status) throw new HttpError(404, 'NOT_FOUND', `no Rollout for service ${service}`);
+    return status;
   }
 
   private async describeService(name: string): Promise<{ body: unknown }> {

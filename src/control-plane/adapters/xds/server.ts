@@ -33,6 +33,7 @@ import type { TokenService } from '../../core/tokens.js';
 import type { GoldenMetrics } from '../../core/golden-metrics.js';
 import type { TapService } from '../../core/taps.js';
 import type { DenialLog } from '../../core/denials.js';
+import type { SubsetMetrics } from '../../core/subset-metrics.js';
 import { issuesToFieldErrors } from '../../core/resource-service.js';
 import type { z } from 'zod';
 
@@ -69,6 +70,8 @@ export interface XdsServerDeps {
   taps?: TapService;
   /** Where the denials of proxies' stats messages go (GET /api/v1/denials). */
   denials?: DenialLog;
+  /** Per-instance inbound stats with the instance's labels, for canary analysis (core/subset-metrics.ts). */
+  subsetStats?: SubsetMetrics;
   now?: () => number;
 }
 
@@ -427,6 +430,7 @@ export class XdsServer {
       case 'stats':
         // Stamped with the control plane's clock (proxy clocks may be skewed); the proxy's window gives the span.
         this.deps.stats?.ingest(conn.service, msg.rows, (this.deps.now ?? Date.now)(), Math.max(0, msg.window.end - msg.window.start), msg.dropped ?? 0);
+        this.deps.subsetStats?.ingest(conn.instance!.id, conn.service, conn.instance!.labels, msg.rows, (this.deps.now ?? Date.now)(), Math.max(0, msg.window.end - msg.window.start));
         if (msg.denials || msg.denialsDropped) this.deps.denials?.record(conn.service, conn.instance!.id, msg.denials ?? [], msg.denialsDropped ?? 0);
         return;
       case 'tap':
