@@ -88,7 +88,7 @@ describe('Registry', () => {
     let inFlight = 0;
     let maxInFlight = 0;
     const put = store.putInstance.bind(store);
-    store.putInstance = async (r) => { puts++; inFlight++; maxInFlight = Math.max(maxInFlight, inFlight); try { await put(r); } finally { inFlight--; } };
+    store.putInstance = async (r) => { puts++; inFlight++; maxInFlight = Math.max(maxInFlight, inFlight); try { return await put(r); } finally { inFlight--; } };
     const registry = new Registry(store);
     for (let i = 0; i < 200; i++) registry.connect(info(`w${i}`));
     registry.connect(info('gone'));
