@@ -403,7 +403,7 @@ export class XdsServer {
     switch (msg.type) {
       case 'hello':
         conn.delta = msg.features?.includes('delta') ?? false;
-        return this.onHello(conn, msg.instance, msg.certNotAfter);
+        return this.onHello(conn, msg.instance, msg.certNotAfter, msg.lastVersion);
       case 'ack': {
         const latency = this.deps.proxies.ack(conn.instance!.id, msg.version);
         if (latency !== undefined) this.deps.metrics.observePush(latency);
@@ -444,7 +444,7 @@ export class XdsServer {
     }
   }
 
-  private async onHello(conn: Connection, info: InstanceInfo, certNotAfter?: string): Promise<void> {
+  private async onHello(conn: Connection, info: InstanceInfo, certNotAfter?: string, lastVersion?: string): Promise<void> {
     if (conn.instance) return this.fail(conn, 'duplicate hello');
     if (info.service !== conn.service) {
       return this.fail(conn, `hello registers service "${info.service}" but the certificate is ${conn.spiffeId}`);
@@ -465,6 +465,12 @@ export class XdsServer {
     this.deps.proxies.connected(info, notAfter);
     this.updateConnectedGauge();
     this.deps.log.info('proxy connected', { instance: info.id, service: info.service, address: info.address });
+    // A proxy coming from another control plane sharing the store may hold a higher version than this one's:
+    // move above it (every proxy here gets the new version), so no proxy sees its version go back.
+    if (lastVersion !== undefined && /^\d{1,15}$/.test(lastVersion) && Number(lastVersion) >= Number(this.deps.compiler.currentVersion)) {
+      if (await this.deps.compiler.advancePast(Number(lastVersion))) this.schedulePush();
+    }
+    if (conn.closed) return;
     this.sendSnapshot(conn, await this.deps.compiler.wireFor(info.service));
     if (!conn.closed && this.byInstance.get(info.id) === conn) this.deps.taps?.proxyConnected(info.id, info.service);
   }
