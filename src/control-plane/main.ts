@@ -162,7 +162,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     const tapRefresh = setInterval(() => taps.refresh(), TAP_REFRESH_MS);
     tapRefresh.unref();
     cleanups.push(async () => clearInterval(tapRefresh));
-    xds = new XdsServer({ identity, tokens, registry, compiler, proxies, metrics, stats, taps, denials, log: log.child({ component: 'xds' }), ...(opts.xdsOptions ? { options: opts.xdsOptions } : {}) });
+    xds = new XdsServer({ identity, tokens, registry, compiler, proxies, metrics, stats, taps, denials, log: log.child({ component: 'xds' }),
+      ...(store.shared ? { controlPlanes: () => store.controlPlaneAddresses() } : {}),
+      ...(opts.xdsOptions ? { options: opts.xdsOptions } : {}) });
     const xdsServer = xds;
     const xdsAddress = await xdsServer.listen(xdsAddr.host, xdsAddr.port);
     cleanups.push(() => xdsServer.close());
@@ -171,7 +173,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     // Any change to resources or the registry -> a new version pushed to every proxy.
     // With a shared store this includes the other control planes' changes: a resource applied on one reaches
     // the proxies of every one.
-    const unwatch = store.watch((change) => { if (change.type === 'resource' || change.type === 'reset') xdsServer.schedulePush(); });
+    const unwatch = store.watch((change) => {
+      if (change.type === 'resource' || change.type === 'reset') xdsServer.schedulePush();
+      if (change.type === 'control-planes' || change.type === 'reset') {
+        xdsServer.broadcastControlPlanes().catch((err) => log.warn('could not send the control planes to proxies', { error: (err as Error).message }));
+      }
+    });
     cleanups.push(async () => unwatch());
     registry.on('change', () => xdsServer.schedulePush());
 

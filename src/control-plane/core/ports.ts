@@ -35,6 +35,8 @@ export type StoreChange =
   | { type: 'instance'; id: string; op: 'put' | 'delete'; remote: boolean }
   | { type: 'live'; id: string; op: 'put' | 'delete'; remote: boolean }
   | { type: 'blob'; key: string }
+  /** A control plane sharing the store started or ended (its advertised address came or went). */
+  | { type: 'control-planes' }
   | { type: 'reset' };
 
 export interface BlobOptions {

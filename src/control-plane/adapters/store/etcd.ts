@@ -81,7 +81,8 @@ export class EtcdStore implements Store {
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
       onWarning: opts.onWarning,
     };
-    this.lease = this.newLease();
+    // Placeholder until open() grants the real one (after etcd answered).
+    this.lease = undefined as unknown as Lease;
   }
 
   /**
@@ -104,13 +105,15 @@ export class EtcdStore implements Store {
     });
     const store = new EtcdStore(mod, client, opts);
     try {
-      const revision = await withTimeout(store.probe(), opts.connectTimeoutMs ?? 10_000,
-        `etcd is unreachable at ${opts.endpoints.join(', ')}`);
+      const revision = await withTimeout(store.probe().catch((err: Error) => {
+        throw new Error(`etcd is unreachable at ${opts.endpoints.join(', ')}: ${err.message}`);
+      }), opts.connectTimeoutMs ?? 10_000, `etcd is unreachable at ${opts.endpoints.join(', ')}`);
+      store.lease = store.newLease();
       await withTimeout(store.lease.grant(), opts.connectTimeoutMs ?? 10_000, `etcd at ${opts.endpoints.join(', ')} did not grant a lease`);
       await store.startWatch(revision);
     } catch (err) {
       store.closed = true;
-      store.lease.release();
+      store.lease?.release();
       client.close();
       const message = (err as Error).message;
       throw new Error(message.includes(opts.endpoints[0]!) ? message : `etcd at ${opts.endpoints.join(', ')}: ${message}`);
@@ -321,9 +324,14 @@ export class EtcdStore implements Store {
     const lease = this.ns.lease(this.opts.leaseTtlSeconds);
     lease.on('lost', (err) => {
       if (this.closed || lease !== this.lease) return;
-      this.opts.onWarning?.('etcd session lease lost; granting a new one', { error: err.message });
-      this.lease = this.newLease();
-      void this.reassert();
+      this.opts.onWarning?.('etcd session lease lost; granting a new one in 1 s', { error: err.message });
+      // Not at once: etcd may still be unreachable (a new lease would be lost again straight away).
+      const timer = setTimeout(() => {
+        if (this.closed || lease !== this.lease) return;
+        this.lease = this.newLease();
+        void this.reassert();
+      }, 1000);
+      timer.unref();
     });
     return lease;
   }
@@ -408,6 +416,8 @@ export class EtcdStore implements Store {
       }
       case 'blobs':
         return { type: 'blob', key: rest };
+      case 'control-planes':
+        return { type: 'control-planes' };
       default:
         return undefined;
     }

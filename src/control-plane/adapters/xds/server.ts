@@ -69,6 +69,8 @@ export interface XdsServerDeps {
   taps?: TapService;
   /** Where the denials of proxies' stats messages go (GET /api/v1/denials). */
   denials?: DenialLog;
+  /** Every live control plane's xDS address (several share a store): sent to proxies that take them. */
+  controlPlanes?: () => Promise<string[]>;
   now?: () => number;
 }
 
@@ -92,6 +94,8 @@ interface Connection {
   pending?: WireSnapshot;
   /** The proxy announced the `delta` feature in hello. */
   delta: boolean;
+  /** The proxy announced the `control-planes` feature in hello. */
+  controlPlanes?: boolean;
   /** The version of the last config message written: what the proxy will be at (the base of the next delta). */
   base?: string;
   queue: Promise<void>;
@@ -403,6 +407,7 @@ export class XdsServer {
     switch (msg.type) {
       case 'hello':
         conn.delta = msg.features?.includes('delta') ?? false;
+        conn.controlPlanes = msg.features?.includes('control-planes') ?? false;
         return this.onHello(conn, msg.instance, msg.certNotAfter, msg.lastVersion);
       case 'ack': {
         const latency = this.deps.proxies.ack(conn.instance!.id, msg.version);
@@ -473,6 +478,20 @@ export class XdsServer {
     if (conn.closed) return;
     this.sendSnapshot(conn, await this.deps.compiler.wireFor(info.service));
     if (!conn.closed && this.byInstance.get(info.id) === conn) this.deps.taps?.proxyConnected(info.id, info.service);
+    if (conn.controlPlanes && this.deps.controlPlanes) {
+      const addresses = await this.deps.controlPlanes().catch(() => []);
+      if (addresses.length > 0 && !conn.closed) this.send(conn, { type: 'control-planes', addresses: addresses.slice(0, 64) });
+    }
+  }
+
+  /** The set of control planes changed: tell the proxies that take it. */
+  async broadcastControlPlanes(): Promise<void> {
+    if (!this.deps.controlPlanes || this.closing) return;
+    const addresses = (await this.deps.controlPlanes()).slice(0, 64);
+    if (addresses.length === 0) return;
+    for (const conn of this.connections) {
+      if (conn.controlPlanes && conn.instance && !conn.closed) this.send(conn, { type: 'control-planes', addresses });
+    }
   }
 
   private onConnectionClosed(conn: Connection): void {
