@@ -102,6 +102,9 @@ export class EtcdStore implements Store {
       hosts: opts.endpoints,
       dialTimeout: opts.connectTimeoutMs ?? 10_000,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
+      // The watch reconnects after 250 ms, doubling up to 5 s (the client's default grows to 30 s: a watch
+      // would resume up to 30 s after etcd came back).
+      faultHandling: { watchBackoff: watchBackoff(0) },
     });
     const store = new EtcdStore(mod, client, opts);
     try {
@@ -441,6 +444,12 @@ export class EtcdStore implements Store {
 
   /** For tests: the etcd client module this store loaded. */
   get etcdModule(): EtcdModule { return this.mod; }
+}
+
+/** Jittered exponential backoff in the shape the etcd client's watch manager takes (cockatiel's IBackoff). */
+function watchBackoff(attempt: number): { duration: number; next(): ReturnType<typeof watchBackoff> } {
+  const cap = Math.min(5000, 250 * 2 ** attempt);
+  return { duration: Math.round(cap / 2 + Math.random() * (cap / 2)), next: () => watchBackoff(Math.min(attempt + 1, 16)) };
 }
 
 function cmp(a: string, b: string): number {
