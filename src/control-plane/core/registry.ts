@@ -32,6 +32,8 @@ export interface InstanceState extends InstanceRecord {
    * flowing to it; it is removed if it does not reconnect within the grace period.
    */
   restored?: boolean;
+  /** Shared stores: connected, but its stream is on another control plane. */
+  elsewhere?: boolean;
 }
 
 export interface RegistryOptions {
@@ -108,7 +110,7 @@ export class Registry extends EventEmitter<RegistryEvents> implements ServiceDir
     let state: InstanceState;
     if (live) {
       const { disconnectedAt: _d, ...record } = stored.record;
-      state = { ...record, connected: true };
+      state = { ...record, connected: true, elsewhere: true };
     } else if (previous && !previous.state.connected) {
       // Already counting down its grace period: keep that clock.
       state = { ...stored.record, connected: false, disconnectedAt: previous.state.disconnectedAt ?? this.now().toISOString(), ...(previous.state.restored ? { restored: true } : {}) };
@@ -148,7 +150,7 @@ export class Registry extends EventEmitter<RegistryEvents> implements ServiceDir
     const entry = this.entries.get(id);
     if (!entry || !entry.state.connected) return;
     if (lease !== undefined && lease !== entry.lease) return;
-    const { restored: _restored, ...rest } = entry.state;
+    const { restored: _restored, elsewhere: _elsewhere, ...rest } = entry.state;
     entry.state = { ...rest, connected: false, disconnectedAt: this.now().toISOString() };
     this.persist(entry.state);
     this.scheduleRemoval(id, entry);
@@ -304,7 +306,7 @@ export class Registry extends EventEmitter<RegistryEvents> implements ServiceDir
   }
 
   private persist(state: InstanceState): void {
-    const { connected: _connected, restored: _restored, ...record } = cloneState(state);
+    const { connected: _connected, restored: _restored, elsewhere: _elsewhere, ...record } = cloneState(state);
     this.markDirty(record.info.id, record);
   }
 

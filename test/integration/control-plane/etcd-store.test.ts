@@ -9,6 +9,7 @@ import { EtcdStore } from '../../../src/control-plane/adapters/store/etcd.js';
 import type { InstanceRecord, StoreChange } from '../../../src/control-plane/core/ports.js';
 import type { Resource } from '../../../src/api/schema/resources.js';
 import { pollUntil } from '../../../src/shared/poll.js';
+import { Registry } from '../../../src/control-plane/core/registry.js';
 import { startEtcd, type RunningEtcd } from '../../helpers/etcd.js';
 
 const svc = (name: string) => ({ apiVersion: 'trellis.dev/v1alpha1', kind: 'Service', metadata: { name }, spec: { protocol: 'http' } }) as Resource;
@@ -129,5 +130,37 @@ describe('EtcdStore (real etcd)', () => {
     await b!.writeResources([svc('after-outage')]);
     await pollUntil(() => seenByB.some((c) => c.type === 'resource' && c.name === 'after-outage'), { timeoutMs: 30_000, what: 'the watch to resume' });
     await pollUntil(async () => (await b!.getInstance('r1'))?.liveOn === a!.sessionId, { timeoutMs: 30_000, what: 'A to hold its instance again' });
+  });
+
+  it('registries of two control planes follow each other: a move, a stale disconnect, a dead session and its grace period', async () => {
+    const [sa, sb] = await stores(2);
+    const a = new Registry(sa!, { graceMs: 1500 });
+    const b = new Registry(sb!, { graceMs: 1500 });
+    await Promise.all([a.load(), b.load()]);
+    const info = (id: string) => ({ id, service: 'web', address: '127.0.0.1:7000', protocol: 'http' as const, labels: {} });
+    const on = (r: Registry, id: string) => r.get(id);
+
+    const leaseOnA = a.connect(info('x'));
+    await pollUntil(() => on(b, 'x')?.connected && on(b, 'x')?.elsewhere, { timeoutMs: 5000, what: 'B to see x connected on A' });
+    // The proxy moves to B; A notices its old stream close later: that changes nothing.
+    b.connect(info('x'));
+    await pollUntil(() => on(a, 'x')?.elsewhere, { timeoutMs: 5000, what: 'A to see x moved to B' });
+    a.disconnect('x', leaseOnA);
+    await a.flush();
+    assert.equal(on(a, 'x')?.connected, true);
+    assert.equal((await sa!.getInstance('x'))?.liveOn, sb!.sessionId);
+    assert.equal(on(b, 'x')?.elsewhere, undefined, 'B holds it');
+
+    // y on A; A's session ends (its process died): B keeps y, routable but not connected, then removes it.
+    a.connect(info('y'));
+    await pollUntil(() => on(b, 'y')?.connected, { timeoutMs: 5000, what: 'B to see y' });
+    await a.close();
+    await sa!.close();
+    await pollUntil(() => on(b, 'y') && !on(b, 'y')!.connected && on(b, 'y')!.restored, { timeoutMs: 5000, what: 'B to see y lose its control plane' });
+    await pollUntil(() => on(b, 'y') === undefined, { timeoutMs: 10_000, what: 'the grace period to end' });
+    await b.flush();
+    assert.equal(await sb!.getInstance('y'), undefined, 'removed from the store');
+    assert.equal(on(b, 'x')?.connected, true, 'x, held by B, stays');
+    await b.close();
   });
 });
