@@ -143,6 +143,27 @@ describe('control planes sharing etcd', () => {
     assert.equal(described.instances[0]!.draining, false, 'still routable: its proxy most likely still serves');
   });
 
+  it('rides out a brief etcd outage: proxies keep serving, and once etcd is back a change made on A reaches a proxy on B', async () => {
+    const [a, b] = await replicas(2);
+    const backend = await startHttpApp('backend');
+    const callerApp = await startHttpApp('caller');
+    apps.push(backend, callerApp);
+    await startMeshProxy(b!, { service: 'backend', app: backend.address, extraArgs: ['--control-plane', b!.xds] });
+    const caller = await startMeshProxy(b!, { service: 'caller', app: callerApp.address, outbound: ['backend'], extraArgs: ['--control-plane', b!.xds] });
+    await waitForEndpoints(caller, 'backend', 1);
+
+    await etcd.kill();
+    for (let i = 0; i < 10; i++) assert.equal((await httpGet(caller.outbound.backend!, `/outage/${i}`)).status, 200);
+    // A write needs etcd: refused with an error, not hung.
+    await assert.rejects(client(a!).apply([service('during-outage')] as never));
+    await etcd.restart();
+
+    await eventually(async () => { await client(a!).apply([service('after-outage')] as never); return true; }, 30_000, 'A to write to etcd again');
+    await waitForConfig(caller, (s) => 'after-outage' in s.clusters && !('during-outage' in s.clusters), 'the change made on A after the outage', 30_000);
+    assert.equal((await httpGet(caller.outbound.backend!, '/after-outage')).status, 200);
+    assert.equal((await proxiesOf(a!)).filter((p) => p.connected).length, 2, 'A still sees both proxies connected (on B)');
+  });
+
   it('fails with a clear error when etcd is unreachable', async () => {
     const port = await freePort();
     const started = Date.now();

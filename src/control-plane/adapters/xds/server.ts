@@ -473,7 +473,12 @@ export class XdsServer {
     // A proxy coming from another control plane sharing the store may hold a higher version than this one's:
     // move above it (every proxy here gets the new version), so no proxy sees its version go back.
     if (lastVersion !== undefined && /^\d{1,15}$/.test(lastVersion) && Number(lastVersion) >= Number(this.deps.compiler.currentVersion)) {
-      if (await this.deps.compiler.advancePast(Number(lastVersion))) this.schedulePush();
+      try {
+        if (await this.deps.compiler.advancePast(Number(lastVersion))) this.schedulePush();
+      } catch (err) {
+        // The store is unreachable for now: serve the current version rather than refuse the proxy.
+        this.deps.log.warn('could not move the config version above the proxy\'s', { instance: info.id, lastVersion, error: (err as Error).message });
+      }
     }
     if (conn.closed) return;
     this.sendSnapshot(conn, await this.deps.compiler.wireFor(info.service));
