@@ -121,10 +121,17 @@ export class Registry extends EventEmitter<RegistryEvents> implements ServiceDir
         ? { ...stored.record, connected: false }
         : { ...stored.record, connected: false, restored: true, disconnectedAt: this.now().toISOString() };
     }
-    if (previous?.timer && live) clearTimeout(previous.timer);
-    const entry: Entry = { state, lease: 0, ...(!live && previous?.timer ? { timer: previous.timer } : {}) };
+    // The same entry object: a running grace timer checks it is still the current one.
+    const entry: Entry = previous ?? { state, lease: 0 };
+    entry.state = state;
+    entry.lease = 0;
     this.entries.set(id, entry);
-    if (!live && !entry.timer) this.scheduleRemoval(id, entry);
+    if (live) {
+      if (entry.timer) clearTimeout(entry.timer);
+      delete entry.timer;
+    } else if (!entry.timer) {
+      this.scheduleRemoval(id, entry);
+    }
   }
 
   /** Registers (or re-registers) a connected instance; returns the lease to pass to disconnect(). */
