@@ -123,13 +123,20 @@ describe('EtcdStore (real etcd)', () => {
     const seenByB = changes(b!);
     await etcd.kill();
     await assert.rejects(a!.putBlob('during', 'x'));
-    // Longer than the lease TTL: the lease is lost and granted again once etcd is back.
-    await new Promise((r) => setTimeout(r, 3000));
+    // An outage longer than twice the lease TTL: the client gives the lease up ('lost'), and a new one is
+    // granted once etcd is back (the old one, which etcd restores at restart, must not take A's marks with it).
+    await new Promise((r) => setTimeout(r, 5000));
     await etcd.restart();
     await pollUntil(async () => { await a!.putBlob('after', 'x'); return true; }, { timeoutMs: 30_000, what: 'writes to work again' });
     await b!.writeResources([svc('after-outage')]);
     await pollUntil(() => seenByB.some((c) => c.type === 'resource' && c.name === 'after-outage'), { timeoutMs: 30_000, what: 'the watch to resume' });
     await pollUntil(async () => (await b!.getInstance('r1'))?.liveOn === a!.sessionId, { timeoutMs: 30_000, what: 'A to hold its instance again' });
+    // Past the old lease's TTL (2 s from the restart): the mark is on the new lease and stays.
+    const until = Date.now() + 4000;
+    while (Date.now() < until) {
+      assert.equal((await b!.getInstance('r1'))?.liveOn, a!.sessionId, 'A keeps holding its instance');
+      await new Promise((r) => setTimeout(r, 200));
+    }
   });
 
   it('registries of two control planes follow each other: a move, a stale disconnect, a dead session and its grace period', async () => {

@@ -332,28 +332,34 @@ export class EtcdStore implements Store {
       const timer = setTimeout(() => {
         if (this.closed || lease !== this.lease) return;
         this.lease = this.newLease();
-        void this.reassert();
+        void this.reassert(lease);
       }, 1000);
       timer.unref();
     });
     return lease;
   }
 
-  /** After a new lease: put back this session's live marks (unless taken meanwhile) and its address. */
-  private async reassert(): Promise<void> {
+  /**
+   * After a new lease: put this session's live marks back (or move them from the lost lease, which etcd may
+   * still keep for a while), unless another session took an instance meanwhile; then its address; then
+   * revoke the lost lease, which holds nothing any more.
+   */
+  private async reassert(lost: Lease): Promise<void> {
     const lease = this.lease;
     try {
       await lease.grant();
-      if (this.advertised) await this.advertise(this.advertised);
       for (const [id, value] of this.held) {
-        await this.ns.if(`live/${id}`, 'Create', '==', 0)
-          .then(this.ns.put(`instances/${id}`).value(value), this.ns.put(`live/${id}`).value(this.sessionId).lease(lease.grant()))
-          .commit();
+        await this.unlessLiveElsewhere(id, [
+          this.ns.put(`instances/${id}`).value(value),
+          this.ns.put(`live/${id}`).value(this.sessionId).lease(lease.grant()),
+        ]);
       }
+      if (this.advertised) await this.advertise(this.advertised);
+      await lost.revoke().catch(() => undefined);
     } catch (err) {
       if (this.closed || lease !== this.lease) return;
       this.opts.onWarning?.('could not restore the etcd session; retrying', { error: (err as Error).message });
-      const timer = setTimeout(() => { if (!this.closed && lease === this.lease) void this.reassert(); }, 1000);
+      const timer = setTimeout(() => { if (!this.closed && lease === this.lease) void this.reassert(lost); }, 1000);
       timer.unref();
     }
   }
