@@ -19,9 +19,15 @@ describe('control planes sharing etcd', () => {
   const apps: TestApp[] = [];
   let prefixes = 0;
 
-  const replicas = (n: number, extra: string[] = []): Promise<StartedControlPlane[]> => {
+  const replicas = async (n: number, extra: string[] = [], opts: { lastFirst?: boolean } = {}): Promise<StartedControlPlane[]> => {
     const prefix = `/trellis-test-${process.pid}-${++prefixes}/`;
     const args = ['--store', 'etcd', '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, ...extra];
+    if (opts.lastFirst) {
+      // The last one starts first (lower version block), then the others.
+      const last = await startControlPlane(args, { timeoutMs: 40_000 });
+      const rest = await Promise.all(Array.from({ length: n - 1 }, () => startControlPlane(args, { timeoutMs: 40_000 })));
+      return [...rest, last];
+    }
     // Started at the same time: the first start of a mesh races on the CA and the keys.
     return Promise.all(Array.from({ length: n }, () => startControlPlane(args, { timeoutMs: 40_000 })));
   };
@@ -80,7 +86,9 @@ describe('control planes sharing etcd', () => {
   });
 
   it('when the control plane of a proxy dies, traffic keeps flowing, the proxy moves to the other one and gets new config', async () => {
-    const [a, b] = await replicas(2, ['--instance-grace', '60s']);
+    // B started first: its versions are below A's, so only moving above the proxy's version keeps it increasing.
+    const [a, b] = await replicas(2, ['--instance-grace', '60s'], { lastFirst: true });
+    assert.ok(Number((await status(b!)).version) < Number((await status(a!)).version));
     const backend = await startHttpApp('backend');
     const callerApp = await startHttpApp('caller');
     apps.push(backend, callerApp);
@@ -89,8 +97,9 @@ describe('control planes sharing etcd', () => {
     const caller = await startMeshProxy(a!, { service: 'caller', app: callerApp.address, outbound: ['backend'] });
     await waitForEndpoints(caller, 'backend', 1);
     await eventually(async () => (await proxiesOf(a!)).filter((p) => p.connected).length === 2, 10_000, 'both proxies on A');
-    const connectedTo = async () => ((await (await fetch(`http://${caller.admin}/config`)).json()) as { controlPlaneConnected: boolean });
+    const connectedTo = async () => ((await (await fetch(`http://${caller.admin}/config`)).json()) as { controlPlaneConnected: boolean; version: string });
     assert.equal((await httpGet(caller.outbound.backend!, '/before')).status, 200);
+    const versionOnA = Number((await connectedTo()).version);
 
     await a!.stop('SIGKILL');
     for (let i = 0; i < 20; i++) assert.equal((await httpGet(caller.outbound.backend!, `/during/${i}`)).status, 200);
@@ -100,6 +109,7 @@ describe('control planes sharing etcd', () => {
       return ['backend', 'caller'].every((s) => list.some((p) => p.service === s && p.connected));
     }, 30_000, 'both proxies to reconnect to B');
     assert.equal((await connectedTo()).controlPlaneConnected, true);
+    await eventually(async () => Number((await connectedTo()).version) > versionOnA, 10_000, 'a config version above the one A sent');
     // Not doubled: one instance per proxy.
     assert.equal((await proxiesOf(b!)).length, 2);
     await waitForEndpoints(caller, 'backend', 1);
