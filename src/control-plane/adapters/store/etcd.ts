@@ -48,18 +48,16 @@ const ETCD_DEFAULT_MAX_TXN_OPS = 128;
 
 interface InstanceValue { record: InstanceRecord; writer: string }
 
-type EtcdModule = typeof import('etcd3');
-
 export class EtcdStore implements Store {
   readonly shared = true;
   readonly sessionId: string;
   readonly endpoints: string[];
   readonly prefix: string;
-  private readonly mod: EtcdModule;
   private readonly client: Etcd3;
   private readonly ns: Namespace;
   private readonly opts: Required<Omit<EtcdStoreOptions, 'prefix' | 'onWarning'>> & Pick<EtcdStoreOptions, 'onWarning'>;
-  private lease: Lease;
+  /** Granted by open() once etcd answered; replaced when lost. */
+  private lease!: Lease;
   private watcher?: Watcher;
   private readonly listeners = new Set<(change: StoreChange) => void>();
   /** Instance id -> the record JSON this session holds live (put back if the lease is lost and granted again). */
@@ -67,8 +65,7 @@ export class EtcdStore implements Store {
   private advertised?: string;
   private closed = false;
 
-  private constructor(mod: EtcdModule, client: Etcd3, opts: EtcdStoreOptions) {
-    this.mod = mod;
+  private constructor(client: Etcd3, opts: EtcdStoreOptions) {
     this.client = client;
     this.endpoints = opts.endpoints;
     this.prefix = opts.prefix ?? DEFAULT_ETCD_PREFIX;
@@ -81,8 +78,6 @@ export class EtcdStore implements Store {
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
       onWarning: opts.onWarning,
     };
-    // Placeholder until open() grants the real one (after etcd answered).
-    this.lease = undefined as unknown as Lease;
   }
 
   /**
@@ -106,7 +101,7 @@ export class EtcdStore implements Store {
       // would resume up to 30 s after etcd came back).
       faultHandling: { watchBackoff: watchBackoff(0) },
     });
-    const store = new EtcdStore(mod, client, opts);
+    const store = new EtcdStore(client, opts);
     try {
       const revision = await withTimeout(store.probe().catch((err: Error) => {
         throw new Error(`etcd is unreachable at ${opts.endpoints.join(', ')}: ${err.message}`);
@@ -116,7 +111,7 @@ export class EtcdStore implements Store {
       await store.startWatch(revision);
     } catch (err) {
       store.closed = true;
-      store.lease?.release();
+      (store.lease as Lease | undefined)?.release();
       client.close();
       const message = (err as Error).message;
       throw new Error(message.includes(opts.endpoints[0]!) ? message : `etcd at ${opts.endpoints.join(', ')}: ${message}`);
@@ -447,9 +442,6 @@ export class EtcdStore implements Store {
   private assertOpen(): void {
     if (this.closed) throw new Error('store is closed');
   }
-
-  /** For tests: the etcd client module this store loaded. */
-  get etcdModule(): EtcdModule { return this.mod; }
 }
 
 /** Jittered exponential backoff in the shape the etcd client's watch manager takes (cockatiel's IBackoff). */
