@@ -128,7 +128,8 @@ describe('EtcdStore (real etcd)', () => {
     await new Promise((r) => setTimeout(r, 5000));
     await etcd.restart();
     await pollUntil(async () => { await a!.putBlob('after', 'x'); return true; }, { timeoutMs: 30_000, what: 'writes to work again' });
-    await b!.writeResources([svc('after-outage')]);
+    // Each client's circuit breaker may still be open for a few seconds after etcd is back.
+    await pollUntil(async () => { await b!.writeResources([svc('after-outage')]); return true; }, { timeoutMs: 30_000, what: 'B to write again' });
     await pollUntil(() => seenByB.some((c) => c.type === 'resource' && c.name === 'after-outage'), { timeoutMs: 30_000, what: 'the watch to resume' });
     await pollUntil(async () => (await b!.getInstance('r1'))?.liveOn === a!.sessionId, { timeoutMs: 30_000, what: 'A to hold its instance again' });
     // Past the old lease's TTL (2 s from the restart): the mark is on the new lease and stays.
