@@ -100,6 +100,9 @@ export class EtcdStore implements Store {
       // The watch reconnects after 250 ms, doubling up to 5 s (the client's default grows to 30 s: a watch
       // would resume up to 30 s after etcd came back).
       faultHandling: { watchBackoff: watchBackoff(0) },
+      // grpc-js refuses answers above 4 MiB by default: the registry of a large mesh (10,000 instances) is
+      // read in one range at start.
+      grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 },
     });
     const store = new EtcdStore(client, opts);
     try {
