@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 const NEEDS = {
   unit: [],
   // chromium: the dashboard's end-to-end test drives Debian's Chromium (/usr/bin/chromium) with playwright-core.
-  integration: [['prometheus', 'prometheus'], ['nghttp2-client', 'h2load'], ['sslscan', 'sslscan'], ['chromium', 'chromium']],
+  // etcd-server (3.4): the `--store etcd` tests run control planes over a real etcd on loopback.
+  integration: [['prometheus', 'prometheus'], ['nghttp2-client', 'h2load'], ['sslscan', 'sslscan'], ['chromium', 'chromium'], ['etcd-server', 'etcd']],
 };
 
 const suites = process.argv.slice(2);

@@ -57,6 +57,11 @@ export const ProxyState = z.object({
   /** The proxy's admin address (loopback on the proxy's host): /metrics, /config. Absent for proxies that do not report it. */
   adminAddress: z.string().optional(),
   connected: z.boolean(),
+  /**
+   * Several control planes share etcd: the proxy streams from another one. Its config version and ACK state
+   * are that control plane's (versions are per control plane): ask it (GET /api/v1/proxies there).
+   */
+  connectedElsewhere: z.boolean().optional(),
   connectedAt: z.string().optional(),
   disconnectedAt: z.string().optional(),
   lastSeen: z.string().optional(),

@@ -33,7 +33,13 @@ export interface ControlPlaneOptions {
   /** xDS (proxy-facing TLS) address HOST:PORT. */
   xds: string;
   trustDomain: string;
-  store: 'embedded';
+  store: 'embedded' | 'etcd';
+  /** With store "etcd": the etcd client URLs. */
+  etcdEndpoints?: string[];
+  /** With store "etcd": the key prefix (default /trellis/). */
+  etcdPrefix?: string;
+  /** With store "etcd": session lease TTL in seconds (default 10). */
+  etcdLeaseTtlSeconds?: number;
   caCertFile?: string;
   caKeyFile?: string;
   instanceGraceMs?: number;
@@ -74,20 +80,57 @@ export async function ensureAdminToken(dataDir: string): Promise<string> {
   }
 }
 
+/** The admin token blob of a shared store: one token for every control plane sharing it. */
+export const ADMIN_TOKEN_BLOB = 'admin-token';
+
+/**
+ * The shared store's admin token (created by the first control plane, compare-and-create), also written to
+ * the data dir's admin-token file (mode 0600) where operators look for it.
+ */
+export async function ensureSharedAdminToken(store: Store, dataDir: string): Promise<string> {
+  const token = (await store.getBlob(ADMIN_TOKEN_BLOB))
+    ?? await store.putBlobIfAbsent(ADMIN_TOKEN_BLOB, randomBytes(32).toString('base64url'), { secret: true });
+  await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const file = join(dataDir, ADMIN_TOKEN_FILE);
+  const existing = await fsp.readFile(file, 'utf8').catch(() => undefined);
+  if (existing?.trim() !== token) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    await fsp.writeFile(tmp, token + '\n', { mode: 0o600 });
+    await fsp.rename(tmp, file);
+  }
+  return token;
+}
+
+async function openStore(opts: ControlPlaneOptions, log: Logger): Promise<Store> {
+  if (opts.store === 'embedded') return EmbeddedStore.open(opts.dataDir);
+  if (opts.store === 'etcd') {
+    // Loaded only here: the embedded store's control plane never loads the etcd client.
+    const { EtcdStore } = await import('./adapters/store/etcd.js');
+    const store = await EtcdStore.open({
+      endpoints: opts.etcdEndpoints ?? [],
+      ...(opts.etcdPrefix !== undefined ? { prefix: opts.etcdPrefix } : {}),
+      ...(opts.etcdLeaseTtlSeconds !== undefined ? { leaseTtlSeconds: opts.etcdLeaseTtlSeconds } : {}),
+      onWarning: (message, fields) => log.warn(message, fields),
+    });
+    log.info('etcd store opened', { endpoints: store.endpoints, prefix: store.prefix, session: store.sessionId });
+    return store;
+  }
+  throw new Error(`unknown store "${String(opts.store)}": use embedded or etcd`);
+}
+
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
   const log = opts.log ?? createLogger({ component: 'control-plane' });
-  if ((opts.store as string) !== 'embedded') throw new Error(`store "${String(opts.store)}" is not available`);
   const apiAddr = parseHostPort(opts.api, '--api address');
   const xdsAddr = parseHostPort(opts.xds, '--xds address');
   const startedAt = new Date().toISOString();
 
-  const store: Store = await EmbeddedStore.open(opts.dataDir);
+  const store: Store = await openStore(opts, log);
   const cleanups: (() => Promise<void>)[] = [() => store.close()];
   const closeAll = async () => {
     for (const c of cleanups.reverse()) await c().catch((err) => log.warn('shutdown step failed', { error: (err as Error).message }));
   };
   try {
-    const adminToken = await ensureAdminToken(opts.dataDir);
+    const adminToken = store.shared ? await ensureSharedAdminToken(store, opts.dataDir) : await ensureAdminToken(opts.dataDir);
     const identity = await IdentityService.init(store, {
       trustDomain: opts.trustDomain,
       ...(opts.caCertFile ? { caCertFile: opts.caCertFile } : {}),
@@ -123,6 +166,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
         if (!xds) throw new Error('the xDS endpoint is not listening yet');
         return xds.advertisedAddress;
       },
+      ...(store.shared ? { controlPlaneAddresses: () => store.controlPlaneAddresses() } : {}),
     });
     const stats = new GoldenMetrics();
     const taps = new TapService({ metrics });
@@ -130,16 +174,23 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     const tapRefresh = setInterval(() => taps.refresh(), TAP_REFRESH_MS);
     tapRefresh.unref();
     cleanups.push(async () => clearInterval(tapRefresh));
-    xds = new XdsServer({ identity, tokens, registry, compiler, proxies, metrics, stats, subsetStats, taps, denials, log: log.child({ component: 'xds' }), ...(opts.xdsOptions ? { options: opts.xdsOptions } : {}) });
+    xds = new XdsServer({ identity, tokens, registry, compiler, proxies, metrics, stats, subsetStats, taps, denials, log: log.child({ component: 'xds' }),
+      ...(store.shared ? { controlPlanes: () => store.controlPlaneAddresses() } : {}),
+      ...(opts.xdsOptions ? { options: opts.xdsOptions } : {}) });
     const xdsServer = xds;
     const xdsAddress = await xdsServer.listen(xdsAddr.host, xdsAddr.port);
     cleanups.push(() => xdsServer.close());
+    await store.advertise(xdsServer.advertisedAddress);
 
     // Any change to resources or the registry -> a new version pushed to every proxy.
+    // With a shared store this includes the other control planes' changes: a resource applied on one reaches
+    // the proxies of every one.
     const unwatch = store.watch((change) => {
-      if (change.type !== 'resource') return;
-      xdsServer.schedulePush();
-      if (change.kind === 'Rollout' || change.kind === 'HTTPRoute') rollouts.schedule();
+      if (change.type === 'resource' || change.type === 'reset') xdsServer.schedulePush();
+      if ((change.type === 'resource' && (change.kind === 'Rollout' || change.kind === 'HTTPRoute')) || change.type === 'reset') rollouts.schedule();
+      if (change.type === 'control-planes' || change.type === 'reset') {
+        xdsServer.broadcastControlPlanes().catch((err) => log.warn('could not send the control planes to proxies', { error: (err as Error).message }));
+      }
     });
     cleanups.push(async () => unwatch());
     registry.on('change', () => { xdsServer.schedulePush(); rollouts.instancesChanged(); });
@@ -169,6 +220,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     ready = true;
     log.info('control plane started', {
       api: apiAddress, xds: xdsAddress, trustDomain: opts.trustDomain, dataDir: opts.dataDir, caPin: identity.pin, caSource: identity.source,
+      store: opts.store,
     });
 
     let closing: Promise<void> | undefined;

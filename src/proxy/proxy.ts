@@ -48,6 +48,7 @@ export interface ProxyOptions {
   outbound: Array<{ service: string; address: string }>;
   httpProxy?: string;
   admin: string;
+  /** Overrides the token's control-plane addresses: HOST:PORT, or several comma-separated. */
   controlPlane?: string;
   drainTimeoutMs: number;
   /** HTTP/1.1 slowloris bounds (`--header-timeout`, `--request-timeout`); defaults 20s / 300s. */
@@ -84,7 +85,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     throw new Error('--header-timeout must be > 0 and no longer than --request-timeout');
   }
 
-  const cp = new ControlPlaneClient(opts.controlPlane ?? claims.controlPlane, claims.trustDomain, claims.caPin);
+  // --control-plane A[,B...] replaces the token's addresses.
+  const cp = new ControlPlaneClient(opts.controlPlane ?? claims.controlPlanes, claims.trustDomain, claims.caPin);
   await retryUntilReachable(() => cp.fetchPinnedCa(), log);
   const { keyPem, csrPem } = await generateWorkloadKey(opts.service);
   const cert = await cp.requestCertificate(csrPem, { token: opts.token });

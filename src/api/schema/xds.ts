@@ -14,6 +14,8 @@
  *                          authorization denials (a few).
  *                          Live tap (src/api/schema/tap.ts): the control plane sends `tap-start`/`tap-stop`;
  *                          while a tap is on, the proxy sends `tap` batches of the requests it matches.
+ *                          Several control planes (etcd): `control-planes` (their addresses) to proxies whose
+ *                          hello listed the `control-planes` feature.
  */
 import { z } from 'zod';
 import { LabelMap, Name, Protocol } from './common.js';
@@ -114,6 +116,12 @@ export const ServerMessage = z.discriminatedUnion('type', [
     maxEventsPerSecond: z.number().int().positive(),
   }).strict(),
   z.object({ type: z.literal('tap-stop'), tapId: z.string().min(1).max(64) }).strict(),
+  /**
+   * The xDS addresses (HOST:PORT) of every live control plane serving the mesh (several share etcd), sent to
+   * proxies whose hello listed `control-planes`: after hello and whenever the set changes. The proxy adds them
+   * to the addresses it reconnects to when its control plane fails.
+   */
+  z.object({ type: z.literal('control-planes'), addresses: z.array(z.string().min(1).max(300)).min(1).max(64) }).strict(),
 ]);
 
 export type CaInfo = z.infer<typeof CaInfo>;

@@ -49,7 +49,10 @@ export function checkProxiesConnected(res: ProxiesResponse): CheckResult {
 }
 
 export function checkProxiesInSync(res: ProxiesResponse): CheckResult {
-  const connected = res.proxies.filter((p) => p.connected);
+  // Proxies on another control plane (shared etcd) have that one's versions: checked by asking it.
+  const connected = res.proxies.filter((p) => p.connected && !p.connectedElsewhere);
+  const elsewhere = res.proxies.filter((p) => p.connected && p.connectedElsewhere).length;
+  const others = elsewhere > 0 ? `; ${elsewhere} on other control planes (run check against them)` : '';
   const nacked = connected.filter((p) => outstandingNack(p));
   const stale = connected.filter((p) => !outstandingNack(p) && p.ackedVersion !== res.version);
   if (nacked.length > 0) {
@@ -60,7 +63,7 @@ export function checkProxiesInSync(res: ProxiesResponse): CheckResult {
     return fail('config in sync', `${stale.length} proxy(ies) not at v${res.version}: ${list(stale.map((p) => `${p.instanceId} acked ${p.ackedVersion ?? 'nothing'}`))}`,
       'the proxy has not acknowledged the current config: check its config stream (proxy logs, `trellis proxy-config SERVICE`)');
   }
-  return pass('config in sync', connected.length ? `${connected.length} connected proxy(ies) at v${res.version}` : `current version v${res.version}; no connected proxies`);
+  return pass('config in sync', (connected.length ? `${connected.length} connected proxy(ies) at v${res.version}` : `current version v${res.version}; no connected proxies`) + others);
 }
 
 export function checkProxyCertificates(res: ProxiesResponse, certTtlMs: number, now: number): CheckResult {

@@ -10,6 +10,7 @@ interface ControlPlaneCliOptions {
   trustDomain: string;
   store: string;
   etcdEndpoints?: string;
+  etcdPrefix: string;
   caCert?: string;
   caKey?: string;
   instanceGrace: string;
@@ -23,18 +24,25 @@ export function registerControlPlane(program: Command): void {
     .option('--xds <host:port>', 'TLS endpoint proxies connect to', '127.0.0.1:15010')
     .option('--trust-domain <domain>', 'SPIFFE trust domain', 'trellis.local')
     .option('--store <kind>', 'embedded | etcd', 'embedded')
-    .option('--etcd-endpoints <urls>', 'etcd endpoints, comma-separated (with --store etcd)')
+    .option('--etcd-endpoints <urls>', 'etcd client URLs, comma-separated (with --store etcd), e.g. http://127.0.0.1:2379')
+    .option('--etcd-prefix <prefix>', 'key prefix in etcd (with --store etcd): control planes with the same prefix serve one mesh', '/trellis/')
     .option('--ca-cert <file>', 'use an existing CA certificate (PEM) instead of the generated one')
     .option('--ca-key <file>', 'the private key (PEM) of --ca-cert')
     .option('--instance-grace <duration>', 'how long a disconnected instance is kept before removal', '15s')
     .action(async (opts: ControlPlaneCliOptions) => {
-      if (opts.store === 'etcd') {
-        process.stderr.write('error: etcd store not available yet\n');
+      if (opts.store !== 'embedded' && opts.store !== 'etcd') {
+        process.stderr.write(`error: unknown store "${opts.store}": use embedded or etcd\n`);
         process.exitCode = 2;
         return;
       }
-      if (opts.store !== 'embedded') {
-        process.stderr.write(`error: unknown store "${opts.store}": use embedded or etcd\n`);
+      const etcdEndpoints = (opts.etcdEndpoints ?? '').split(',').map((e) => e.trim()).filter(Boolean);
+      if (opts.store === 'etcd' && etcdEndpoints.length === 0) {
+        process.stderr.write('error: --store etcd needs --etcd-endpoints URL[,URL...] (e.g. http://127.0.0.1:2379)\n');
+        process.exitCode = 2;
+        return;
+      }
+      if (opts.store !== 'etcd' && opts.etcdEndpoints !== undefined) {
+        process.stderr.write('error: --etcd-endpoints goes with --store etcd\n');
         process.exitCode = 2;
         return;
       }
@@ -54,17 +62,24 @@ export function registerControlPlane(program: Command): void {
       const log = createLogger({ component: 'control-plane' });
       // Loaded on demand: client commands should not pay for the control plane's modules.
       const { startControlPlane } = await import('../../control-plane/main.js');
-      const cp = await startControlPlane({
-        dataDir: opts.dataDir,
-        api: opts.api,
-        xds: opts.xds,
-        trustDomain: opts.trustDomain,
-        store: 'embedded',
-        instanceGraceMs,
-        log,
-        ...(opts.caCert ? { caCertFile: opts.caCert } : {}),
-        ...(opts.caKey ? { caKeyFile: opts.caKey } : {}),
-      });
+      let cp: Awaited<ReturnType<typeof startControlPlane>>;
+      try {
+        cp = await startControlPlane({
+          dataDir: opts.dataDir,
+          api: opts.api,
+          xds: opts.xds,
+          trustDomain: opts.trustDomain,
+          store: opts.store,
+          ...(opts.store === 'etcd' ? { etcdEndpoints, etcdPrefix: opts.etcdPrefix } : {}),
+          instanceGraceMs,
+          log,
+          ...(opts.caCert ? { caCertFile: opts.caCert } : {}),
+          ...(opts.caKey ? { caKeyFile: opts.caKey } : {}),
+        });
+      } catch (err) {
+        process.stderr.write(`error: ${(err as Error).message}\n`);
+        process.exit(1);
+      }
       announceListening('api', cp.apiAddress);
       announceListening('xds', cp.xdsAddress);
 

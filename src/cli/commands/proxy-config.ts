@@ -15,6 +15,8 @@ export interface ProxyConfigView {
     instanceId: string;
     address: string;
     connected: boolean;
+    /** Streams from another control plane (shared etcd): its versions and ACKs are that one's. */
+    connectedElsewhere?: boolean;
     adminAddress?: string;
     ackedVersion: string | null;
     currentVersion: string;
@@ -44,6 +46,7 @@ export function proxyConfigView(service: string, res: ProxiesResponse): ProxyCon
       instanceId: p.instanceId,
       address: p.address,
       connected: p.connected,
+      ...(p.connectedElsewhere ? { connectedElsewhere: true } : {}),
       ...(p.adminAddress ? { adminAddress: p.adminAddress } : {}),
       ackedVersion: p.ackedVersion ?? null,
       currentVersion: res.version,
@@ -62,8 +65,8 @@ export function formatProxyConfig(view: ProxyConfigView, format: OutputFormat): 
   if (view.instances.length === 0) return `No proxies of service ${view.service}.\n`;
   return renderTable(['INSTANCE', 'ADDRESS', 'CONNECTED', 'ACKED', 'CURRENT', 'STATE', 'LAST NACK', 'CERT EXPIRES'],
     view.instances.map((i) => [
-      i.instanceId, i.address, i.connected ? 'yes' : 'no', i.ackedVersion ?? '-', i.currentVersion,
-      i.upToDate ? 'up to date' : i.nackOutstanding ? 'NACKed' : 'stale',
+      i.instanceId, i.address, i.connected ? (i.connectedElsewhere ? 'other CP' : 'yes') : 'no', i.ackedVersion ?? '-', i.currentVersion,
+      i.connectedElsewhere ? 'ask its control plane' : i.upToDate ? 'up to date' : i.nackOutstanding ? 'NACKed' : 'stale',
       i.lastNack ? `v${i.lastNack.version} at ${i.lastNack.at}: ${i.lastNack.error}` : '-',
       i.certNotAfter ?? '-',
     ]));

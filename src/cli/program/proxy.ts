@@ -20,7 +20,7 @@ export function registerProxy(program: Command): void {
     .option('--outbound <name=host:port>', 'local listener for service NAME (repeatable)', collect, [])
     .option('--http-proxy <host:port>', 'one HTTP proxy listener for all services (use with HTTP_PROXY)')
     .option('--admin <host:port>', 'admin listener, loopback only: /ready /metrics /config /drain', '127.0.0.1:0')
-    .option('--control-plane <host:port>', 'override the control plane xDS address carried by the token')
+    .option('--control-plane <host:port,...>', 'override the control plane xDS address(es) carried by the token; several (comma-separated) are tried in turn')
     .option('--drain-timeout <duration>', 'how long SIGTERM waits for in-flight requests', '15s')
     .option('--header-timeout <duration>', 'HTTP/1.1: the request head must arrive within this (408 + close)', '20s')
     .option('--request-timeout <duration>', 'HTTP/1.1: the whole request, body included, must arrive within this (408 + close)', '300s')

@@ -296,8 +296,14 @@ export interface RolloutRoutingSource {
   routing(): readonly RolloutRouting[];
 }
 
-/** Versions are reserved in blocks: the store is written once per VERSION_BLOCK versions, not per change. */
+/**
+ * Versions are reserved in blocks: the store is written once per VERSION_BLOCK versions, not per change.
+ * VERSION_RESERVED is a counter of every version any control plane reserved: `increment(VERSION_RESERVED,
+ * VERSION_BLOCK)` is atomic, so with a shared store (etcd) each control plane's block is its own and no two
+ * of them hand out the same version. VERSION_CEILING is the blob earlier releases kept (read as a floor).
+ */
 export const VERSION_CEILING = 'config-version-ceiling';
+export const VERSION_RESERVED = 'config-version-reserved';
 export const VERSION_BLOCK = 1000;
 /** How many versions back a delta can start from (older bases get the whole snapshot). */
 export const DELTA_BASES_KEPT = 8;
@@ -317,6 +323,7 @@ export class SnapshotCompiler {
   readonly trustDomain: string;
   private version = 0;
   private ceiling = 0;
+  private versionChain: Promise<void> = Promise.resolve();
   private state?: VersionState;
   /** Recent versions (current included), oldest first: deltas can be computed from them. */
   private readonly recent = new Map<string, VersionState>();
@@ -334,12 +341,13 @@ export class SnapshotCompiler {
 
   /** Starts a new version at startup, above every version served before a restart. */
   async init(): Promise<string> {
-    // VERSION_COUNTER: what data dirs of earlier releases persisted (one write per version).
+    // What data dirs of earlier releases persisted: VERSION_COUNTER (one write per version), then VERSION_CEILING.
     const counter = await this.store.getCounter(VERSION_COUNTER);
     const ceiling = Number((await this.store.getBlob(VERSION_CEILING)) ?? '0');
-    this.version = Math.max(counter, Number.isFinite(ceiling) ? ceiling : 0);
-    this.ceiling = this.version;
-    return this.bump();
+    return this.serially(async () => {
+      await this.reserveAbove(Math.max(counter, Number.isFinite(ceiling) ? ceiling : 0));
+      return this.next();
+    });
   }
 
   get currentVersion(): string {
@@ -347,16 +355,58 @@ export class SnapshotCompiler {
   }
 
   /** Moves to a new version (call after resources or the registry changed). */
-  async bump(): Promise<string> {
-    const next = this.version + 1;
-    if (next > this.ceiling) {
-      const ceiling = next + VERSION_BLOCK - 1;
-      await this.store.putBlob(VERSION_CEILING, String(ceiling));
-      this.ceiling = ceiling;
-    }
-    this.version = next;
+  bump(): Promise<string> {
+    return this.serially(async () => {
+      if (this.version + 1 > this.ceiling) await this.reserveAbove(this.version);
+      return this.next();
+    });
+  }
+
+  /**
+   * A proxy arrived (from another control plane sharing the store) at `version`, at or above this one's current
+   * version: move above it, so no proxy ever sees its version go back. Versions above every reservation are
+   * ignored (no control plane handed them out). Returns true when the version moved.
+   */
+  advancePast(version: number): Promise<boolean> {
+    return this.serially(async () => {
+      if (!Number.isSafeInteger(version) || version < this.version) return false;
+      if (version > await this.store.getCounter(VERSION_RESERVED)) return false;
+      await this.reserveAbove(version);
+      this.next();
+      return true;
+    });
+  }
+
+  private next(): string {
+    this.version += 1;
     this.state = undefined;
-    return String(next);
+    return String(this.version);
+  }
+
+  /**
+   * Reserves a block of versions above `floor`: the range an atomic increment returns is this control plane's
+   * alone; when the counter was still at or below the floor, a second increment jumps above it.
+   */
+  private async reserveAbove(floor: number): Promise<void> {
+    let by = VERSION_BLOCK;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const top = await this.store.increment(VERSION_RESERVED, by);
+      const low = Math.max(top - by, floor);
+      if (top > low) {
+        this.version = low;
+        this.ceiling = top;
+        return;
+      }
+      by = floor - top + VERSION_BLOCK;
+    }
+    throw new Error('could not reserve config versions');
+  }
+
+  /** Version changes one at a time (a reservation awaits the store). */
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.versionChain.then(fn);
+    this.versionChain = run.then(() => undefined, () => undefined);
+    return run;
   }
 
   private current(): VersionState {

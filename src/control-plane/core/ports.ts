@@ -1,5 +1,5 @@
 /**
- * The ports of the control-plane core. Adapters (embedded JSON store today, etcd later) implement them;
+ * The ports of the control-plane core. Adapters (the embedded JSON store, etcd) implement them;
  * the core never imports an adapter.
  */
 import type { Kind, Resource } from '../../api/schema/resources.js';
@@ -18,10 +18,26 @@ export interface InstanceRecord {
   disconnectedAt?: string;
 }
 
+/** An instance as the store holds it, and (shared stores) the control plane holding its config stream now. */
+export interface StoredInstance {
+  record: InstanceRecord;
+  /** The session id of the control plane whose config stream the instance is on (undefined: none). */
+  liveOn?: string;
+}
+
+/**
+ * `remote`: the change was made by another control plane sharing the store (always false for the embedded
+ * store). `live`: a control plane took (put) or lost (delete) an instance's config stream. `reset`: changes
+ * may have been missed (a shared store's watch had to restart): re-read what you keep.
+ */
 export type StoreChange =
   | { type: 'resource'; kind: Kind; name: string; op: 'put' | 'delete' }
-  | { type: 'instance'; id: string; op: 'put' | 'delete' }
-  | { type: 'blob'; key: string };
+  | { type: 'instance'; id: string; op: 'put' | 'delete'; remote: boolean }
+  | { type: 'live'; id: string; op: 'put' | 'delete'; remote: boolean }
+  | { type: 'blob'; key: string }
+  /** A control plane sharing the store started or ended (its advertised address came or went). */
+  | { type: 'control-planes' }
+  | { type: 'reset' };
 
 export interface BlobOptions {
   /** Secret material (keys): stored with owner-only permissions where the adapter can. */
@@ -33,6 +49,11 @@ export interface BlobOptions {
  * Writes resolve once durable. `watch` reports changes, including (for shared stores) other writers' changes.
  */
 export interface Store {
+  /** True when other control planes may share this store (etcd): the registry then follows their changes. */
+  readonly shared: boolean;
+  /** This control plane's session in the store (shared stores: unique per process, ends when it dies). */
+  readonly sessionId: string;
+
   // --- resources
   listResources(kind?: Kind): Promise<Resource[]>;
   getResource(kind: Kind, name: string): Promise<Resource | undefined>;
@@ -43,7 +64,21 @@ export interface Store {
 
   // --- registry instances
   listInstances(): Promise<InstanceRecord[]>;
-  putInstance(record: InstanceRecord): Promise<void>;
+  /** Every instance with the control plane holding its stream (shared stores; the embedded one has none). */
+  listStoredInstances(): Promise<StoredInstance[]>;
+  getInstance(id: string): Promise<StoredInstance | undefined>;
+  /**
+   * A record without `disconnectedAt` says the instance's config stream is open on this control plane: a
+   * shared store also marks it live for this session, a mark that ends with the session (etcd: a key on this
+   * control plane's lease), so a dead control plane's proxies do not look connected for ever.
+   * A record with `disconnectedAt` is written only while no other control plane holds the stream (the proxy
+   * may have moved there): returns false when it was not written.
+   */
+  putInstance(record: InstanceRecord): Promise<boolean>;
+  /**
+   * Removes the instance unless another control plane holds its stream now (shared stores). Returns false
+   * when nothing was deleted (absent, or live elsewhere).
+   */
   deleteInstance(id: string): Promise<boolean>;
 
   // --- small blobs (CA material, signing keys) and counters
@@ -51,9 +86,15 @@ export interface Store {
   putBlob(key: string, value: string, opts?: BlobOptions): Promise<void>;
   /** Compare-and-create: stores `value` unless the key exists; returns the value that is stored now. */
   putBlobIfAbsent(key: string, value: string, opts?: BlobOptions): Promise<string>;
-  /** Atomically increments a counter (starting at 0) and returns the new value. */
-  increment(key: string): Promise<number>;
+  /** Atomically adds `by` (default 1) to a counter (starting at 0) and returns the new value. */
+  increment(key: string, by?: number): Promise<number>;
   getCounter(key: string): Promise<number>;
+
+  // --- the control planes sharing the store
+  /** Publishes this control plane's xDS address for as long as its session lives (shared stores). */
+  advertise(xdsAddress: string): Promise<void>;
+  /** The xDS addresses of the live control planes sharing the store (embedded: the advertised one). */
+  controlPlaneAddresses(): Promise<string[]>;
 
   // --- change watch
   watch(listener: (change: StoreChange) => void): () => void;

@@ -48,7 +48,8 @@ export class MeshQueries {
     if (!resource && instances.length === 0) return undefined;
     const references = (r: Resource) => serviceReferences(r).some((ref) => ref.name === name);
     const views: InstanceView[] = instances.map((i) => {
-      const p = this.proxies.get(i.info.id);
+      // On another control plane: what this one tracked (if anything) is stale.
+      const p = i.elsewhere ? undefined : this.proxies.get(i.info.id);
       return {
         id: i.info.id,
         address: i.info.address,
@@ -84,7 +85,7 @@ export class MeshQueries {
     const tracked = new Map(this.proxies.list().map((p) => [p.instanceId, p]));
     const out: ProxyState[] = [];
     for (const inst of this.registry.list()) {
-      const p = tracked.get(inst.info.id);
+      const p = inst.elsewhere ? undefined : tracked.get(inst.info.id);
       if (p) {
         out.push({ ...p, connected: inst.connected, ...(inst.connected ? {} : { disconnectedAt: inst.disconnectedAt ?? p.disconnectedAt }) });
       } else {
@@ -96,6 +97,7 @@ export class MeshQueries {
           labels: { ...inst.info.labels },
           ...(inst.info.version !== undefined ? { proxyVersion: inst.info.version } : {}),
           connected: inst.connected,
+          ...(inst.elsewhere ? { connectedElsewhere: true } : {}),
           ...(inst.connectedAt ? { connectedAt: inst.connectedAt } : {}),
           ...(inst.disconnectedAt ? { disconnectedAt: inst.disconnectedAt } : {}),
         });

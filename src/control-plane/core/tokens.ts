@@ -1,7 +1,9 @@
 /**
  * Join tokens: JWTs signed ES256 with a token-signing key kept in the store (never the CA key).
  * Claims: svc (the service the bearer may obtain an identity for), cp (the xDS address HOST:PORT),
- * pin (the CA pin, "sha256:<hex>"), td (trust domain), iat, exp, jti.
+ * pin (the CA pin, "sha256:<hex>"), td (trust domain), iat, exp, jti; with several control planes sharing a
+ * store (etcd), cps: every live control plane's xDS address (cp first), so a proxy can reach another one
+ * when its own fails. Proxies that predate cps use cp.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -24,6 +26,7 @@ export interface JoinTokenClaims {
   iat: number;
   exp: number;
   jti: string;
+  cps?: string[];
 }
 
 export interface IssuedToken { token: string; expiresAt: Date; claims: JoinTokenClaims }
@@ -34,6 +37,8 @@ export interface TokenContext {
   pin: string;
   /** The xDS address proxies dial, HOST:PORT (known once the xDS listener is bound). */
   controlPlaneAddress: () => string;
+  /** Every live control plane's xDS address (shared stores); more than one goes into the token as `cps`. */
+  controlPlaneAddresses?: () => Promise<string[]>;
 }
 
 /** Reads a token's claims without verifying it (what a proxy does before it can trust anything). */
@@ -91,9 +96,13 @@ export class TokenService {
     if (!(ttlMs > 0)) throw new Error('token ttl must be positive');
     const iat = Math.floor(this.now() / 1000);
     const exp = iat + Math.max(1, Math.round(ttlMs / 1000));
+    const cp = this.ctx.controlPlaneAddress();
+    const all = (await this.ctx.controlPlaneAddresses?.()) ?? [];
+    const cps = [cp, ...all.filter((a) => a !== cp)];
     const claims: JoinTokenClaims = {
-      svc: service, cp: this.ctx.controlPlaneAddress(), pin: this.ctx.pin, td: this.ctx.trustDomain,
+      svc: service, cp, pin: this.ctx.pin, td: this.ctx.trustDomain,
       iat, exp, jti: randomUUID(),
+      ...(cps.length > 1 ? { cps } : {}),
     };
     const token = await new SignJWT({ ...claims })
       .setProtectedHeader({ alg: ALG, typ: TYP, kid: this.kid })

@@ -8,6 +8,8 @@ import { decodeJwt } from 'jose/jwt/decode';
 export interface JoinTokenClaims {
   service: string;
   controlPlane: string;
+  /** Every control plane's xDS address (`cps`, tokens of control planes sharing etcd), else [controlPlane]. */
+  controlPlanes: string[];
   caPin: string;
   trustDomain: string;
   expiresAt?: Date;
@@ -20,9 +22,10 @@ export function readJoinToken(token: string): JoinTokenClaims {
   } catch {
     throw new Error('malformed join token: create one with `trellis token create --service NAME`');
   }
-  const { svc, cp, pin, td, exp } = claims;
+  const { svc, cp, pin, td, exp, cps } = claims;
   if (typeof svc !== 'string' || typeof cp !== 'string' || typeof pin !== 'string' || typeof td !== 'string') {
     throw new Error('malformed join token: missing service, control plane or CA pin');
   }
-  return { service: svc, controlPlane: cp, caPin: pin, trustDomain: td, expiresAt: typeof exp === 'number' ? new Date(exp * 1000) : undefined };
+  const all = Array.isArray(cps) && cps.length > 0 && cps.every((a) => typeof a === 'string') ? cps as string[] : [cp];
+  return { service: svc, controlPlane: cp, controlPlanes: all.includes(cp) ? all : [cp, ...all], caPin: pin, trustDomain: td, expiresAt: typeof exp === 'number' ? new Date(exp * 1000) : undefined };
 }

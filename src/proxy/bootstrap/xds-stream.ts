@@ -106,7 +106,9 @@ export class XdsStream extends EventEmitter {
       stream.on('response', (h) => {
         const status = Number(h[':status']);
         if (status !== 200) {
-          this.log.warn('control plane refused the config stream', { status });
+          this.log.warn('control plane refused the config stream', { status, controlPlane: this.cp.address });
+          // Another control plane may serve (this one may be shutting down).
+          this.cp.rotate();
           stream.close();
           return;
         }
@@ -116,7 +118,7 @@ export class XdsStream extends EventEmitter {
         this.emit('connected');
         this.send({
           type: 'hello', instance: this.instance, lastVersion: this.lastVersion, certNotAfter: this.certNotAfter?.().toISOString(),
-          ...(this.handler.applyDelta ? { features: ['delta'] } : {}),
+          features: [...(this.handler.applyDelta ? ['delta'] : []), 'control-planes'],
         });
       });
       stream.on('data', (chunk: string) => {
@@ -171,6 +173,10 @@ export class XdsStream extends EventEmitter {
     }
     if (msg.type === 'tap-start' || msg.type === 'tap-stop') {
       this.emit(msg.type, msg);
+      return;
+    }
+    if (msg.type === 'control-planes') {
+      this.cp.learnAddresses(msg.addresses);
       return;
     }
     const raw = msg.type === 'delta' ? msg.delta : msg.snapshot;

@@ -41,10 +41,10 @@ describe('control plane restart', () => {
     assert.equal(await second.stop('SIGINT'), 0);
   });
 
-  it('refuses --store etcd for now with exit code 2', async () => {
+  it('refuses --store etcd without --etcd-endpoints with exit code 2', async () => {
     const { runCli } = await import('../../helpers/processes.js');
     const res = await runCli(['control-plane', '--store', 'etcd', '--api', '127.0.0.1:0', '--xds', '127.0.0.1:0']);
     assert.equal(res.code, 2);
-    assert.match(res.stderr, /etcd store not available yet/);
+    assert.match(res.stderr, /--store etcd needs --etcd-endpoints/);
   });
 });

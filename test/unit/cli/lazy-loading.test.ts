@@ -60,4 +60,10 @@ buildProgram().helpInformation();`);
     assert.deepEqual(urls.filter((u) => /\/dist\/src\/cli\/commands\/(?!control-plane\.js|demo\.js)/.test(u)), []);
     assert.deepEqual(urls.filter((u) => /\/dist\/src\/(proxy|sdk|control-plane|demo)\/|\/node_modules\/(yaml|jose|prom-client)\//.test(u)), []);
   });
+
+  it('the control plane with its embedded store: the etcd client (etcd3, its gRPC stack) stays unloaded', () => {
+    const urls = resolvedWhile(`await import(${JSON.stringify(new URL('src/control-plane/main.js', dist).href)});`);
+    assert.ok(urls.some((u) => u.endsWith('/dist/src/control-plane/adapters/store/embedded.js')));
+    assert.deepEqual(urls.filter((u) => /\/node_modules\/etcd3\/|\/adapters\/store\/etcd\.js$/.test(u)), []);
+  });
 });

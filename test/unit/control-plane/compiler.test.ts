@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Snapshot } from '../../../src/api/schema/snapshot.js';
 import { DEFAULT_MESH_CONFIG, Resource } from '../../../src/api/schema/resources.js';
-import { SnapshotCompiler, VERSION_BLOCK, VERSION_CEILING, VERSION_COUNTER, compileSnapshot } from '../../../src/control-plane/core/compiler.js';
+import { SnapshotCompiler, VERSION_BLOCK, VERSION_CEILING, VERSION_COUNTER, VERSION_RESERVED, compileSnapshot } from '../../../src/control-plane/core/compiler.js';
 import { ServerMessage } from '../../../src/api/schema/xds.js';
 import { Registry, type InstanceState } from '../../../src/control-plane/core/registry.js';
 import { API, authzPolicy, httpRoute, openStore, service, trafficPolicy } from './fixtures.js';
@@ -137,12 +137,37 @@ describe('SnapshotCompiler shared compilation and wire form', () => {
     const registry = new Registry(store);
     const first = new SnapshotCompiler(store, registry, 'td');
     const v1 = Number(await first.init());
-    const ceiling = Number(await store.getBlob(VERSION_CEILING));
+    const ceiling = await store.getCounter(VERSION_RESERVED);
     assert.equal(ceiling, v1 + VERSION_BLOCK - 1);
     for (let i = 0; i < 5; i++) await first.bump();
-    assert.equal(Number(await store.getBlob(VERSION_CEILING)), ceiling, 'no write inside the block');
+    assert.equal(await store.getCounter(VERSION_RESERVED), ceiling, 'no write inside the block');
     const restarted = new SnapshotCompiler(store, registry, 'td');
     assert.ok(Number(await restarted.init()) > ceiling);
+  });
+
+  it('gives two compilers sharing a store blocks of their own, and moves above a version a proxy brings', async () => {
+    const store = await openStore();
+    const registry = new Registry(store);
+    const a = new SnapshotCompiler(store, registry, 'td');
+    const b = new SnapshotCompiler(store, registry, 'td');
+    const [va, vb] = [Number(await a.init()), Number(await b.init())];
+    assert.equal(Math.abs(va - vb), VERSION_BLOCK, 'disjoint blocks');
+    const seenA = new Set<number>([va]);
+    for (let i = 0; i < 20; i++) seenA.add(Number(await a.bump()));
+    for (let i = 0; i < 20; i++) assert.ok(!seenA.has(Number(await b.bump())), 'b never hands out a version of a');
+    const low = va < vb ? a : b;
+    const high = va < vb ? b : a;
+    assert.equal(await low.advancePast(Number(high.currentVersion)), true);
+    assert.ok(Number(low.currentVersion) > Number(high.currentVersion));
+    assert.equal(await low.advancePast(1), false, 'an older version changes nothing');
+    assert.equal(await low.advancePast(10 ** 12), false, 'a version nobody reserved is ignored');
+  });
+
+  it('starts above the version ceiling of earlier data dirs', async () => {
+    const store = await openStore();
+    await store.putBlob(VERSION_CEILING, '4999');
+    const compiler = new SnapshotCompiler(store, new Registry(store), 'td');
+    assert.equal(await compiler.init(), '5000');
   });
 
   it('starts above the per-version counter of earlier data dirs', async () => {

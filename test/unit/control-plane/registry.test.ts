@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Registry } from '../../../src/control-plane/core/registry.js';
 import { openStore, tempDir } from './fixtures.js';
 import { EmbeddedStore } from '../../../src/control-plane/adapters/store/embedded.js';
+import type { StoreChange } from '../../../src/control-plane/core/ports.js';
 
 const info = (id: string, service = 'web') => ({ id, service, address: '127.0.0.1:7000', protocol: 'http' as const, labels: { version: 'v1' } });
 
@@ -88,7 +89,7 @@ describe('Registry', () => {
     let inFlight = 0;
     let maxInFlight = 0;
     const put = store.putInstance.bind(store);
-    store.putInstance = async (r) => { puts++; inFlight++; maxInFlight = Math.max(maxInFlight, inFlight); try { await put(r); } finally { inFlight--; } };
+    store.putInstance = async (r) => { puts++; inFlight++; maxInFlight = Math.max(maxInFlight, inFlight); try { return await put(r); } finally { inFlight--; } };
     const registry = new Registry(store);
     for (let i = 0; i < 200; i++) registry.connect(info(`w${i}`));
     registry.connect(info('gone'));
@@ -99,6 +100,29 @@ describe('Registry', () => {
     const stored = (await store.listInstances()).map((r) => r.info.id);
     assert.equal(stored.length, 200);
     assert.ok(!stored.includes('gone'));
+    await registry.close();
+  });
+
+  it('shared store: a remote change of an instance in its grace period keeps the grace clock running', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    const store = await openStore();
+    await store.putInstance({ info: info('w1'), registeredAt: '2026-01-01T00:00:00.000Z' });
+    // The embedded store standing in for a shared one: remote changes are sent by hand.
+    let listener: ((c: StoreChange) => void) | undefined;
+    Object.defineProperty(store, 'shared', { value: true });
+    store.watch = (l) => { listener = l; return () => { listener = undefined; }; };
+    const registry = new Registry(store, { graceMs: 1000 });
+    await registry.load();
+    assert.equal(registry.get('w1')?.restored, true);
+    mock.timers.tick(600);
+    // Another control plane rewrote the record (new labels) while it holds no stream of it.
+    await store.putInstance({ info: { ...info('w1'), labels: { version: 'v2' } }, registeredAt: '2026-01-01T00:00:00.000Z' });
+    listener!({ type: 'instance', id: 'w1', op: 'put', remote: true });
+    for (let i = 0; i < 50 && registry.get('w1')?.info.labels.version !== 'v2'; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(registry.get('w1')?.info.labels.version, 'v2', 'the remote change was taken');
+    assert.equal(registry.get('w1')?.connected, false);
+    mock.timers.tick(400);
+    assert.equal(registry.get('w1'), undefined, 'removed when the first grace period ends, not later');
     await registry.close();
   });
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Kind, Resource } from '../../../api/schema/resources.js';
 import { resourceKey } from '../../../api/schema/resources.js';
-import type { BlobOptions, InstanceRecord, ResourceRef, Store, StoreChange } from '../../core/ports.js';
+import type { BlobOptions, InstanceRecord, ResourceRef, Store, StoreChange, StoredInstance } from '../../core/ports.js';
 
 interface State {
   format: 1;
@@ -38,7 +38,11 @@ function clone<T>(value: T): T {
 }
 
 export class EmbeddedStore implements Store {
+  /** One control plane per data dir (store.lock): nobody else writes. */
+  readonly shared = false;
+  readonly sessionId = 'embedded';
   readonly dir: string;
+  private advertised?: string;
   private state: State;
   private readonly fsync: boolean;
   private readonly listeners = new Set<(change: StoreChange) => void>();
@@ -120,11 +124,21 @@ export class EmbeddedStore implements Store {
     return Object.values(this.state.instances).map(clone);
   }
 
-  async putInstance(record: InstanceRecord): Promise<void> {
+  async listStoredInstances(): Promise<StoredInstance[]> {
+    return Object.values(this.state.instances).map((record) => ({ record: clone(record) }));
+  }
+
+  async getInstance(id: string): Promise<StoredInstance | undefined> {
+    const record = this.state.instances[id];
+    return record ? { record: clone(record) } : undefined;
+  }
+
+  async putInstance(record: InstanceRecord): Promise<boolean> {
     this.assertOpen();
     this.state.instances[record.info.id] = clone(record);
     await this.persist();
-    this.emit({ type: 'instance', id: record.info.id, op: 'put' });
+    this.emit({ type: 'instance', id: record.info.id, op: 'put', remote: false });
+    return true;
   }
 
   async deleteInstance(id: string): Promise<boolean> {
@@ -132,7 +146,7 @@ export class EmbeddedStore implements Store {
     if (!this.state.instances[id]) return false;
     delete this.state.instances[id];
     await this.persist();
-    this.emit({ type: 'instance', id, op: 'delete' });
+    this.emit({ type: 'instance', id, op: 'delete', remote: false });
     return true;
   }
 
@@ -155,9 +169,9 @@ export class EmbeddedStore implements Store {
     return value;
   }
 
-  async increment(key: string): Promise<number> {
+  async increment(key: string, by = 1): Promise<number> {
     this.assertOpen();
-    const next = (this.state.counters[key] ?? 0) + 1;
+    const next = (this.state.counters[key] ?? 0) + by;
     this.state.counters[key] = next;
     await this.persist();
     return next;
@@ -165,6 +179,15 @@ export class EmbeddedStore implements Store {
 
   async getCounter(key: string): Promise<number> {
     return this.state.counters[key] ?? 0;
+  }
+
+  // ---------- the control plane (only one per data dir)
+  async advertise(xdsAddress: string): Promise<void> {
+    this.advertised = xdsAddress;
+  }
+
+  async controlPlaneAddresses(): Promise<string[]> {
+    return this.advertised ? [this.advertised] : [];
   }
 
   // ---------- watch

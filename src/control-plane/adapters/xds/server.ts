@@ -72,6 +72,8 @@ export interface XdsServerDeps {
   denials?: DenialLog;
   /** Per-instance inbound stats with the instance's labels, for canary analysis (core/subset-metrics.ts). */
   subsetStats?: SubsetMetrics;
+  /** Every live control plane's xDS address (several share a store): sent to proxies that take them. */
+  controlPlanes?: () => Promise<string[]>;
   now?: () => number;
 }
 
@@ -95,6 +97,8 @@ interface Connection {
   pending?: WireSnapshot;
   /** The proxy announced the `delta` feature in hello. */
   delta: boolean;
+  /** The proxy announced the `control-planes` feature in hello. */
+  controlPlanes?: boolean;
   /** The version of the last config message written: what the proxy will be at (the base of the next delta). */
   base?: string;
   queue: Promise<void>;
@@ -406,7 +410,8 @@ export class XdsServer {
     switch (msg.type) {
       case 'hello':
         conn.delta = msg.features?.includes('delta') ?? false;
-        return this.onHello(conn, msg.instance, msg.certNotAfter);
+        conn.controlPlanes = msg.features?.includes('control-planes') ?? false;
+        return this.onHello(conn, msg.instance, msg.certNotAfter, msg.lastVersion);
       case 'ack': {
         const latency = this.deps.proxies.ack(conn.instance!.id, msg.version);
         if (latency !== undefined) this.deps.metrics.observePush(latency);
@@ -448,7 +453,7 @@ export class XdsServer {
     }
   }
 
-  private async onHello(conn: Connection, info: InstanceInfo, certNotAfter?: string): Promise<void> {
+  private async onHello(conn: Connection, info: InstanceInfo, certNotAfter?: string, lastVersion?: string): Promise<void> {
     if (conn.instance) return this.fail(conn, 'duplicate hello');
     if (info.service !== conn.service) {
       return this.fail(conn, `hello registers service "${info.service}" but the certificate is ${conn.spiffeId}`);
@@ -469,8 +474,33 @@ export class XdsServer {
     this.deps.proxies.connected(info, notAfter);
     this.updateConnectedGauge();
     this.deps.log.info('proxy connected', { instance: info.id, service: info.service, address: info.address });
+    // A proxy coming from another control plane sharing the store may hold a higher version than this one's:
+    // move above it (every proxy here gets the new version), so no proxy sees its version go back.
+    if (lastVersion !== undefined && /^\d{1,15}$/.test(lastVersion) && Number(lastVersion) >= Number(this.deps.compiler.currentVersion)) {
+      try {
+        if (await this.deps.compiler.advancePast(Number(lastVersion))) this.schedulePush();
+      } catch (err) {
+        // The store is unreachable for now: serve the current version rather than refuse the proxy.
+        this.deps.log.warn('could not move the config version above the proxy\'s', { instance: info.id, lastVersion, error: (err as Error).message });
+      }
+    }
+    if (conn.closed) return;
     this.sendSnapshot(conn, await this.deps.compiler.wireFor(info.service));
     if (!conn.closed && this.byInstance.get(info.id) === conn) this.deps.taps?.proxyConnected(info.id, info.service);
+    if (conn.controlPlanes && this.deps.controlPlanes) {
+      const addresses = await this.deps.controlPlanes().catch(() => []);
+      if (addresses.length > 0 && !conn.closed) this.send(conn, { type: 'control-planes', addresses: addresses.slice(0, 64) });
+    }
+  }
+
+  /** The set of control planes changed: tell the proxies that take it. */
+  async broadcastControlPlanes(): Promise<void> {
+    if (!this.deps.controlPlanes || this.closing) return;
+    const addresses = (await this.deps.controlPlanes()).slice(0, 64);
+    if (addresses.length === 0) return;
+    for (const conn of this.connections) {
+      if (conn.controlPlanes && conn.instance && !conn.closed) this.send(conn, { type: 'control-planes', addresses });
+    }
   }
 
   private onConnectionClosed(conn: Connection): void {
