@@ -22,7 +22,10 @@ import { repoRoot } from '../shared/repo-root.js';
 import { Registry, DEFAULT_INSTANCE_GRACE_MS } from './core/registry.js';
 import { ResourceService } from './core/resource-service.js';
 import { TokenService } from './core/tokens.js';
-import { RolloutController, registryInstances } from './core/rollouts.js';
+import { ROLLOUT_STATUS_BLOB, RolloutController, registryInstances } from './core/rollouts.js';
+import { RolloutCommands } from './core/rollout-commands.js';
+import { SharedSubsetStats } from './core/shared-subset-stats.js';
+import { statsIntervalFromEnv } from '../proxy/stats.js';
 import { SubsetMetrics } from './core/subset-metrics.js';
 import type { Store } from './core/ports.js';
 
@@ -147,13 +150,28 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     // Rollouts: status restored before the first version, so a restart keeps each split (core/rollouts.ts).
     let pushConfig = () => {};
     const subsetStats = new SubsetMetrics({ onDropped: () => metrics.rolloutStatsDropped() });
+    // With a shared store one control plane leads the rollouts (Store.campaign); the others follow its status,
+    // publish their proxies' canary stats for it and forward promote/abort to it.
+    let commands: RolloutCommands | undefined;
     const rollouts = new RolloutController({
       store, metrics: subsetStats, instances: (service) => registryInstances(registry, service),
       onRoutingChange: () => pushConfig(), log: log.child({ component: 'rollouts' }),
+      elected: store.shared,
+      forward: (action, service) => commands!.forward(action, service),
     });
+    commands = new RolloutCommands({ store, controller: rollouts, log });
+    const rolloutCommands = commands;
+    const sharedStats = new SharedSubsetStats({ store, metrics: subsetStats, log });
     await rollouts.start();
     metrics.observeRollouts(rollouts);
-    cleanups.push(async () => rollouts.close());
+    cleanups.push(async () => { rollouts.close(); rolloutCommands.close(); });
+    if (store.shared) {
+      const publish = setInterval(() => {
+        sharedStats.publish().catch((err) => log.warn('could not publish canary stats', { error: (err as Error).message }));
+      }, statsIntervalFromEnv());
+      publish.unref();
+      cleanups.push(async () => clearInterval(publish));
+    }
     const compiler = new SnapshotCompiler(store, registry, opts.trustDomain, rollouts);
     metrics.setConfigVersion(Number(await compiler.init()));
     const proxies = new ProxyTracker();
@@ -188,11 +206,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     const unwatch = store.watch((change) => {
       if (change.type === 'resource' || change.type === 'reset') xdsServer.schedulePush();
       if ((change.type === 'resource' && (change.kind === 'Rollout' || change.kind === 'HTTPRoute')) || change.type === 'reset') rollouts.schedule();
+      if ((change.type === 'blob' && change.key === ROLLOUT_STATUS_BLOB) || change.type === 'reset') void rollouts.statusChanged();
+      rolloutCommands.onChange(change);
+      sharedStats.onChange(change);
       if (change.type === 'control-planes' || change.type === 'reset') {
         xdsServer.broadcastControlPlanes().catch((err) => log.warn('could not send the control planes to proxies', { error: (err as Error).message }));
       }
     });
     cleanups.push(async () => unwatch());
+    // After the watch: a leader elected from now on sees every change. Embedded store: leads at once.
+    const stopCampaign = store.campaign('rollouts', (leader) => rollouts.setLeader(leader));
+    // Stopped first (cleanups run in reverse): no analysis or status write once another may lead.
+    cleanups.push(async () => { rollouts.close(); stopCampaign(); });
     registry.on('change', () => { xdsServer.schedulePush(); rollouts.instancesChanged(); });
     pushConfig = () => xdsServer.schedulePush();
 

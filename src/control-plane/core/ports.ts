@@ -35,6 +35,8 @@ export type StoreChange =
   | { type: 'instance'; id: string; op: 'put' | 'delete'; remote: boolean }
   | { type: 'live'; id: string; op: 'put' | 'delete'; remote: boolean }
   | { type: 'blob'; key: string }
+  /** A control plane's value in a section (putSessionValue) was put, or vanished with its session. */
+  | { type: 'session-value'; section: string; session: string; op: 'put' | 'delete' }
   /** A control plane sharing the store started or ended (its advertised address came or went). */
   | { type: 'control-planes' }
   | { type: 'reset' };
@@ -95,6 +97,19 @@ export interface Store {
   advertise(xdsAddress: string): Promise<void>;
   /** The xDS addresses of the live control planes sharing the store (embedded: the advertised one). */
   controlPlaneAddresses(): Promise<string[]>;
+
+  // --- leadership and per-session values (how control planes sharing a store divide work)
+  /**
+   * Campaigns for the named leadership: `onChange(true)` once this control plane holds it, `onChange(false)` if
+   * it loses it (shared stores: it ends with the session, and the others' campaigns then take it over). At
+   * most one live session holds a name. The embedded store has one control plane: it leads at once.
+   * Returns a function that ends the campaign (and gives the leadership up).
+   */
+  campaign(name: string, onChange: (leader: boolean) => void): () => void;
+  /** Sets this session's value in `section` (shared stores: it lives only as long as the session). */
+  putSessionValue(section: string, value: string): Promise<void>;
+  /** A session's value in `section`, if that session lives and set one. */
+  getSessionValue(section: string, session: string): Promise<string | undefined>;
 
   // --- change watch
   watch(listener: (change: StoreChange) => void): () => void;

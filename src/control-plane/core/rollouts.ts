@@ -26,6 +26,12 @@
  * golden metrics of before the restart are gone). Splits in force are read by the compiler (routing()),
  * and every weight change calls onRoutingChange: a new config version pushed like any other.
  *
+ * Several control planes sharing a store (`elected`): one of them leads (Store.campaign, wired by main.ts) and
+ * only the leader reconciles, analyses and writes the status. The others follow: they load the status blob on
+ * each of its changes (statusChanged) and serve it (list, routing), so every proxy gets the same splits
+ * whichever control plane it streams from. A follower that becomes leader resumes from the persisted status
+ * like a restart (a whole fresh interval); promote/abort on a follower go to the leader (`forward`).
+ *
  * Pure domain: time from an injected clock, instances and metrics from functions, persistence via the Store port.
  */
 import { formatDuration, parseDuration } from '../../api/duration.js';
@@ -87,13 +93,20 @@ export interface RolloutControllerDeps {
   instances(service: string): readonly RolloutInstance[];
   /** A split changed: push a new config version. */
   onRoutingChange(): void;
+  /**
+   * Leadership is elected (shared stores): start as a follower until setLeader(true). Default: this
+   * controller is the only one and leads from start().
+   */
+  elected?: boolean;
+  /** Runs promote/abort on the leader, from a follower (core/rollout-commands.ts). */
+  forward?(action: 'promote' | 'abort', service: string): Promise<RolloutStatus>;
   clock?: RolloutClock;
   log?: { info(msg: string, fields?: Record<string, unknown>): void; warn(msg: string, fields?: Record<string, unknown>): void };
 }
 
 /** promote/abort refused: no Rollout for the service (404) or not possible now (409). */
 export class RolloutActionError extends Error {
-  constructor(readonly status: 404 | 409, readonly code: 'NOT_FOUND' | 'CONFLICT', message: string) {
+  constructor(readonly status: 404 | 409 | 503, readonly code: 'NOT_FOUND' | 'CONFLICT' | 'UNAVAILABLE', message: string) {
     super(message);
     this.name = 'RolloutActionError';
   }
@@ -165,41 +178,105 @@ export class RolloutController {
   private reconcileQueued = false;
   private started = false;
   private closed = false;
-  /** The status JSON last written to the store. */
+  /** The status JSON last written to (leader) or read from (follower) the store. */
   private written?: string;
+  private leader: boolean;
+  /** A follower's view: the leader's statuses, as last read from the store. */
+  private followed: RolloutStatus[] = [];
 
   constructor(deps: RolloutControllerDeps) {
     this.deps = deps;
     this.clock = deps.clock ?? SYSTEM_CLOCK;
+    this.leader = !deps.elected;
+  }
+
+  get isLeader(): boolean {
+    return this.leader;
   }
 
   /** Loads the persisted statuses and reconciles with the Rollout resources (before the first config version). */
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    if (!this.leader) {
+      await this.run(() => this.follow());
+      return;
+    }
+    await this.run(() => this.lead('after a control-plane restart'));
+  }
+
+  /**
+   * Elected leadership changed (Store.campaign). Leading: load the persisted statuses and resume them (a whole
+   * fresh interval before each next analysis). Following: stop every timer and serve the stored statuses.
+   */
+  setLeader(leader: boolean): void {
+    if (this.closed || !this.started || leader === this.leader) return;
+    this.leader = leader;
+    this.deps.log?.info(leader ? 'leading the rollouts' : 'following the rollouts of another control plane');
+    if (leader) {
+      void this.run(() => this.lead('after a change of leading control plane'));
+      return;
+    }
+    for (const e of this.entries.values()) this.clearTimer(e);
+    this.entries.clear();
+    this.written = undefined;
+    void this.run(() => this.follow());
+  }
+
+  /** The status blob changed (store watch, or `reset`): a follower reloads it. */
+  statusChanged(): Promise<void> {
+    if (this.closed || !this.started || this.leader) return Promise.resolve();
+    return this.run(() => this.follow());
+  }
+
+  private async lead(resumeReason: string): Promise<void> {
+    if (this.closed || !this.leader) return;
+    this.followed = [];
+    for (const e of this.entries.values()) this.clearTimer(e);
+    this.entries.clear();
     const text = await this.deps.store.getBlob(ROLLOUT_STATUS_BLOB);
     this.written = text;
-    if (text) {
-      try {
-        const persisted = JSON.parse(text) as PersistedState;
-        for (const [name, saved] of Object.entries(persisted.rollouts ?? {})) {
-          const parsed = RolloutStatus.safeParse(saved.status);
-          if (!parsed.success || typeof saved.identity !== 'string') {
-            this.deps.log?.warn('ignoring an unreadable persisted rollout status', { rollout: name });
-            continue;
-          }
-          this.entries.set(name, { identity: saved.identity, status: parsed.data, spec: undefined as never });
-        }
-      } catch (err) {
-        this.deps.log?.warn('ignoring unreadable persisted rollout statuses', { error: (err as Error).message });
-      }
+    for (const [name, saved] of Object.entries(this.parsePersisted(text))) {
+      this.entries.set(name, { identity: saved.identity, status: saved.status, spec: undefined as never });
     }
-    await this.run(() => this.reconcileNow(true));
+    await this.reconcileNow(true, resumeReason);
+  }
+
+  private async follow(): Promise<void> {
+    if (this.closed || this.leader) return;
+    const text = await this.deps.store.getBlob(ROLLOUT_STATUS_BLOB);
+    if (this.leader || text === this.written) return;
+    const before = JSON.stringify(this.routing());
+    this.written = text;
+    this.followed = Object.values(this.parsePersisted(text)).map((s) => s.status)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // Followers keep canary stats too: they publish them for the leader's analysis (core/shared-subset-stats.ts).
+    this.deps.metrics.track?.(this.followed.map((s) => s.service));
+    if (JSON.stringify(this.routing()) !== before) this.deps.onRoutingChange();
+  }
+
+  private parsePersisted(text: string | undefined): Record<string, { identity: string; status: RolloutStatus }> {
+    const out: Record<string, { identity: string; status: RolloutStatus }> = {};
+    if (!text) return out;
+    try {
+      const persisted = JSON.parse(text) as PersistedState;
+      for (const [name, saved] of Object.entries(persisted.rollouts ?? {})) {
+        const parsed = RolloutStatus.safeParse(saved?.status);
+        if (!parsed.success || typeof saved.identity !== 'string') {
+          this.deps.log?.warn('ignoring an unreadable persisted rollout status', { rollout: name });
+          continue;
+        }
+        out[name] = { identity: saved.identity, status: parsed.data };
+      }
+    } catch (err) {
+      this.deps.log?.warn('ignoring unreadable persisted rollout statuses', { error: (err as Error).message });
+    }
+    return out;
   }
 
   /** Rollout (or HTTPRoute) resources changed: reconcile soon (calls made while one is queued coalesce). */
   schedule(): void {
-    if (this.closed || !this.started || this.reconcileQueued) return;
+    if (this.closed || !this.started || !this.leader || this.reconcileQueued) return;
     this.reconcileQueued = true;
     void this.run(async () => {
       this.reconcileQueued = false;
@@ -209,6 +286,7 @@ export class RolloutController {
 
   /** Instances changed: a Pending rollout may start (or a canary may be gone). */
   instancesChanged(): void {
+    if (!this.leader) return;
     for (const e of this.entries.values()) {
       if (e.status.phase === 'Pending') { this.schedule(); return; }
     }
@@ -221,12 +299,20 @@ export class RolloutController {
 
   close(): void {
     this.closed = true;
+    // Elected: whatever step is still running must not write the status another control plane now leads.
+    if (this.deps.elected) this.leader = false;
     for (const e of this.entries.values()) this.clearTimer(e);
   }
 
   /** The splits in force (for the compiler): every rollout but Pending ones, first by name per service. */
   routing(): RolloutRouting[] {
     const out: RolloutRouting[] = [];
+    if (!this.leader) {
+      for (const s of this.followed) {
+        if (s.trafficSplit) out.push({ rollout: s.name, service: s.service, stable: s.stable, canary: s.canary, canaryWeight: s.canaryWeight });
+      }
+      return out;
+    }
     for (const [name, e] of [...this.entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (!e.spec || !e.status.trafficSplit) continue;
       out.push({ rollout: name, service: e.status.service, stable: e.status.stable, canary: e.status.canary, canaryWeight: e.status.canaryWeight });
@@ -235,6 +321,7 @@ export class RolloutController {
   }
 
   list(): RolloutStatus[] {
+    if (!this.leader) return [...this.followed];
     return [...this.entries.values()].filter((e) => e.spec).map((e) => e.status).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -244,7 +331,9 @@ export class RolloutController {
   }
 
   promote(service: string): Promise<RolloutStatus> {
+    if (!this.leader) return this.forwarded('promote', service);
     return this.run(async () => {
+      if (!this.leader) return this.forwarded('promote', service);
       const [name, e] = this.entryFor(service);
       if (e.status.phase === 'Succeeded') return e.status;
       if (!this.ready(e.spec.service, e.spec.canary)) {
@@ -257,7 +346,9 @@ export class RolloutController {
   }
 
   abort(service: string): Promise<RolloutStatus> {
+    if (!this.leader) return this.forwarded('abort', service);
     return this.run(async () => {
+      if (!this.leader) return this.forwarded('abort', service);
       const [, e] = this.entryFor(service);
       if (e.status.phase === 'Aborted' || e.status.phase === 'RolledBack') return e.status;
       this.transition(e, 'Aborted', e.status.step, 0, 'aborted by the operator', 'aborted: the canary gets 0% until the Rollout changes or is deleted');
@@ -267,6 +358,12 @@ export class RolloutController {
   }
 
   // ---------------------------------------------------------------- internals
+
+  private forwarded(action: 'promote' | 'abort', service: string): Promise<RolloutStatus> {
+    if (!this.list().some((s) => s.service === service)) return Promise.reject(new RolloutActionError(404, 'NOT_FOUND', `no Rollout for service ${service}`));
+    if (!this.deps.forward) return Promise.reject(new RolloutActionError(503, 'UNAVAILABLE', `cannot ${action} the Rollout of ${service}: this control plane does not lead the rollouts`));
+    return this.deps.forward(action, service);
+  }
 
   private entryFor(service: string): [string, Entry] {
     const found = [...this.entries].filter(([, e]) => e.spec && e.spec.service === service).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))[0];
@@ -290,8 +387,8 @@ export class RolloutController {
     return new Date(this.clock.now()).toISOString();
   }
 
-  private async reconcileNow(resuming: boolean): Promise<void> {
-    if (this.closed) return;
+  private async reconcileNow(resuming: boolean, resumeReason = 'after a control-plane restart'): Promise<void> {
+    if (this.closed || !this.leader) return;
     const rollouts = (await this.deps.store.listResources('Rollout'))
       .filter((r): r is Rollout => r.kind === 'Rollout').sort(byName);
     const routes = rollouts.length > 0
@@ -327,7 +424,7 @@ export class RolloutController {
           if (restored && resuming) {
             // The metrics of before the restart are gone: a whole fresh interval before the next analysis.
             s.nextAnalysisAt = new Date(now + parseDuration(r.spec.interval)).toISOString();
-            this.record(e, `resumed at step ${s.step} (${s.canaryWeight}%) after a control-plane restart`);
+            this.record(e, `resumed at step ${s.step} (${s.canaryWeight}%) ${resumeReason}`);
           }
         }
         if (restored) routingChanged ||= s.trafficSplit;
@@ -425,7 +522,7 @@ export class RolloutController {
   }
 
   private async analyse(name: string, e: Entry): Promise<void> {
-    if (this.closed || this.entries.get(name) !== e || e.status.phase !== 'Progressing') return;
+    if (this.closed || !this.leader || this.entries.get(name) !== e || e.status.phase !== 'Progressing') return;
     const spec = e.spec;
     const s = e.status;
     const now = this.clock.now();
@@ -473,6 +570,8 @@ export class RolloutController {
 
   /** Persists every status, then (when a split changed) asks for a new config version. */
   private async commit(routingChanged: boolean): Promise<void> {
+    // Leadership lost while this step ran: the new leader owns the status now.
+    if (!this.leader) return;
     const state: PersistedState = { rollouts: {} };
     for (const [name, e] of this.entries) state.rollouts[name] = { identity: e.identity, status: e.status };
     const text = JSON.stringify(state);

@@ -7,6 +7,10 @@
  * the control plane knows which instance sent a `stats` message, so nothing is added on the wire. A query
  * sums the instances whose labels include a selector (`version=v2`) over a window.
  *
+ * Control planes sharing a store each see only their own proxies' stats: each takes what its proxies reported
+ * since the last time (takeShared, one summed report per instance) and publishes it for the leader's analysis,
+ * which adds the others' (ingestShared) to its own (core/shared-subset-stats.ts).
+ *
  * Only services with a Rollout are kept (`track`), so the cost follows the rollouts, not the mesh.
  * Pure: time is passed in, nothing is scheduled. Bounded: at most `maxInstances` instances and
  * `maxReportsPerInstance` reports each (oldest dropped), reports older than the retention dropped.
@@ -47,6 +51,13 @@ export interface SubsetResult {
 }
 
 interface Report { start: number; end: number; requests: number; successes: number; latency: number[] }
+
+/** What one instance's proxy reported over [start, end] (ms), summed: the unit control planes share. */
+export interface SharedReport extends Report {
+  instance: string;
+  service: string;
+  labels: Record<string, string>;
+}
 interface InstanceSeries { service: string; labels: Record<string, string>; reports: Report[] }
 
 export class SubsetMetrics {
@@ -57,6 +68,8 @@ export class SubsetMetrics {
   private readonly width = LATENCY_BUCKETS_MS.length + 1;
   private readonly instances = new Map<string, InstanceSeries>();
   private tracked = new Set<string>();
+  /** Local reports not yet taken by takeShared, summed per instance (bounded by maxInstances). */
+  private outgoing = new Map<string, SharedReport>();
   /** Reports refused by the instance bound (for a metric or a test). */
   dropped = 0;
 
@@ -71,6 +84,36 @@ export class SubsetMetrics {
   track(services: Iterable<string>): void {
     this.tracked = new Set(services);
     for (const [id, s] of this.instances) if (!this.tracked.has(s.service)) this.instances.delete(id);
+    for (const [id, r] of this.outgoing) if (!this.tracked.has(r.service)) this.outgoing.delete(id);
+  }
+
+  /** The local reports since the last call, one per instance (its reports summed), and forgets them. */
+  takeShared(): SharedReport[] {
+    const out = [...this.outgoing.values()];
+    this.outgoing = new Map();
+    return out;
+  }
+
+  /**
+   * Reports another control plane's proxies sent (its takeShared), kept under `origin/instance` so they never
+   * mix with this control plane's. Malformed entries are skipped.
+   */
+  ingestShared(origin: string, reports: readonly SharedReport[]): void {
+    for (const r of reports) {
+      if (!r || typeof r.instance !== 'string' || typeof r.service !== 'string' || !this.tracked.has(r.service)) continue;
+      if (![r.start, r.end, r.requests, r.successes].every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0) || r.end < r.start) continue;
+      if (!Array.isArray(r.latency) || typeof r.labels !== 'object' || r.labels === null) continue;
+      const latency = new Array<number>(this.width).fill(0);
+      for (let i = 0; i < this.width; i++) {
+        const v = r.latency[i];
+        latency[i] = typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0;
+      }
+      const labels: Record<string, string> = {};
+      for (const [k, v] of Object.entries(r.labels)) if (typeof v === 'string') labels[k] = v;
+      this.add(`${origin}/${r.instance}`, r.service, labels, {
+        start: r.start, end: r.end, requests: r.requests, successes: Math.min(r.successes, r.requests), latency,
+      }, r.end);
+    }
   }
 
   isTracked(service: string): boolean {
@@ -92,9 +135,25 @@ export class SubsetMetrics {
       for (let i = 0; i < this.width && i < row.latency.length; i++) report.latency[i]! += row.latency[i]!;
     }
     if (!report) return;
+    if (!this.add(instanceId, service, labels, report, at)) return;
+    const o = this.outgoing.get(instanceId);
+    if (!o || o.service !== service) {
+      this.outgoing.set(instanceId, { instance: instanceId, service, labels: { ...labels }, ...report, latency: [...report.latency] });
+    } else {
+      o.labels = { ...labels };
+      o.start = Math.min(o.start, report.start);
+      o.end = Math.max(o.end, report.end);
+      o.requests += report.requests;
+      o.successes += report.successes;
+      for (let i = 0; i < this.width; i++) o.latency[i]! += report.latency[i]!;
+    }
+  }
+
+  /** Adds one report to an instance's series; false when the instance bound refused it. */
+  private add(instanceId: string, service: string, labels: Readonly<Record<string, string>>, report: Report, at: number): boolean {
     let series = this.instances.get(instanceId);
     if (!series || series.service !== service) {
-      if (!series && this.instances.size >= this.maxInstances) { this.dropped++; this.onDropped?.(); return; }
+      if (!series && this.instances.size >= this.maxInstances) { this.dropped++; this.onDropped?.(); return false; }
       series = { service, labels: { ...labels }, reports: [] };
       this.instances.set(instanceId, series);
     }
@@ -104,6 +163,7 @@ export class SubsetMetrics {
     let drop = Math.max(0, series.reports.length - this.maxReports);
     while (drop < series.reports.length && series.reports[drop]!.end < oldest) drop++;
     if (drop > 0) series.reports.splice(0, drop);
+    return true;
   }
 
   query(q: SubsetQuery): SubsetResult {

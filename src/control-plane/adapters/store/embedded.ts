@@ -43,6 +43,7 @@ export class EmbeddedStore implements Store {
   readonly sessionId = 'embedded';
   readonly dir: string;
   private advertised?: string;
+  private readonly sessionValues = new Map<string, string>();
   private state: State;
   private readonly fsync: boolean;
   private readonly listeners = new Set<(change: StoreChange) => void>();
@@ -188,6 +189,23 @@ export class EmbeddedStore implements Store {
 
   async controlPlaneAddresses(): Promise<string[]> {
     return this.advertised ? [this.advertised] : [];
+  }
+
+  // ---------- leadership and session values (one control plane: it leads; values live in memory)
+  campaign(_name: string, onChange: (leader: boolean) => void): () => void {
+    let active = true;
+    queueMicrotask(() => { if (active && !this.closed) onChange(true); });
+    return () => { active = false; };
+  }
+
+  async putSessionValue(section: string, value: string): Promise<void> {
+    this.assertOpen();
+    this.sessionValues.set(section, value);
+    this.emit({ type: 'session-value', section, session: this.sessionId, op: 'put' });
+  }
+
+  async getSessionValue(section: string, session: string): Promise<string | undefined> {
+    return session === this.sessionId ? this.sessionValues.get(section) : undefined;
   }
 
   // ---------- watch

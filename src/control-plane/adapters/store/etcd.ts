@@ -10,6 +10,8 @@
  *   blobs/KEY             CA material, the token-signing key, the admin token (compare-and-create)
  *   counters/KEY          decimal counter (compare-and-swap loop)
  *   control-planes/SESSION  {"xds": HOST:PORT}, on its lease: the addresses join tokens carry
+ *   leaders/NAME          SESSION holding the named leadership (compare-and-create), on its lease
+ *   sessions/SECTION/SESSION  a control plane's value in a section (putSessionValue), on its lease
  *
  * Each control plane has a session: a random id and an etcd lease (TTL `leaseTtlSeconds`, kept alive by the
  * client). When a control plane dies its lease expires, its `live/` marks and its `control-planes/` entry
@@ -47,6 +49,7 @@ export const DEFAULT_ETCD_PREFIX = '/trellis/';
 const ETCD_DEFAULT_MAX_TXN_OPS = 128;
 
 interface InstanceValue { record: InstanceRecord; writer: string }
+interface Campaign { onChange: (leader: boolean) => void; leader: boolean; trying: boolean; again: boolean }
 
 export class EtcdStore implements Store {
   readonly shared = true;
@@ -63,6 +66,9 @@ export class EtcdStore implements Store {
   /** Instance id -> the record JSON this session holds live (put back if the lease is lost and granted again). */
   private readonly held = new Map<string, string>();
   private advertised?: string;
+  /** Section -> this session's value (put back if the lease is lost and granted again). */
+  private readonly sessionValues = new Map<string, string>();
+  private readonly campaigns = new Map<string, Campaign>();
   private closed = false;
 
   private constructor(client: Etcd3, opts: EtcdStoreOptions) {
@@ -302,6 +308,83 @@ export class EtcdStore implements Store {
     return out;
   }
 
+  // ---------------------------------------------------------------- leadership and session values
+  /**
+   * Compare-and-create of `leaders/NAME` on this session's lease. A loser tries again when the key is
+   * deleted (the leader ended its campaign, or its lease expired when it died).
+   */
+  campaign(name: string, onChange: (leader: boolean) => void): () => void {
+    const c: Campaign = { onChange, leader: false, trying: false, again: false };
+    this.campaigns.set(name, c);
+    void this.tryLead(name);
+    return () => {
+      if (this.campaigns.get(name) !== c) return;
+      this.campaigns.delete(name);
+      if (!c.leader || this.closed) return;
+      c.leader = false;
+      void this.ns.if(`leaders/${name}`, 'Value', '==', this.sessionId)
+        .then(this.ns.delete().key(`leaders/${name}`)).commit().catch(() => undefined);
+    };
+  }
+
+  async putSessionValue(section: string, value: string): Promise<void> {
+    this.assertOpen();
+    this.sessionValues.set(section, value);
+    await this.ns.put(`sessions/${section}/${this.sessionId}`).value(value).lease(this.lease.grant()).exec();
+  }
+
+  async getSessionValue(section: string, session: string): Promise<string | undefined> {
+    return (await this.ns.get(`sessions/${section}/${session}`).string()) ?? undefined;
+  }
+
+  private async tryLead(name: string): Promise<void> {
+    const c = this.campaigns.get(name);
+    if (!c || this.closed || c.leader) return;
+    if (c.trying) { c.again = true; return; }
+    c.trying = true;
+    c.again = false;
+    const lease = this.lease;
+    try {
+      const id = await lease.grant();
+      const res = await this.ns.if(`leaders/${name}`, 'Create', '==', 0)
+        .then(this.ns.put(`leaders/${name}`).value(this.sessionId).lease(id))
+        .else(this.ns.get(`leaders/${name}`))
+        .commit();
+      const won = res.succeeded || res.responses[0]?.response_range?.kvs?.[0]?.value.toString() === this.sessionId;
+      if (won && !this.closed && lease === this.lease && this.campaigns.get(name) === c && !c.leader) {
+        c.leader = true;
+        c.onChange(true);
+      }
+    } catch (err) {
+      if (!this.closed) {
+        this.opts.onWarning?.('leadership campaign failed; retrying in 1 s', { leadership: name, error: (err as Error).message });
+        setTimeout(() => void this.tryLead(name), 1000).unref();
+      }
+    } finally {
+      c.trying = false;
+      if (c.again) void this.tryLead(name);
+    }
+  }
+
+  /** The lease is gone: so is every leadership it held. */
+  private loseLeaderships(): void {
+    for (const c of this.campaigns.values()) {
+      if (!c.leader) continue;
+      c.leader = false;
+      c.onChange(false);
+    }
+  }
+
+  private onLeaderKey(name: string, op: 'put' | 'delete', holder: string | undefined): void {
+    const c = this.campaigns.get(name);
+    if (!c) return;
+    if (c.leader && (op === 'delete' || holder !== this.sessionId)) {
+      c.leader = false;
+      c.onChange(false);
+    }
+    if (op === 'delete') void this.tryLead(name);
+  }
+
   // ---------------------------------------------------------------- watch
   watch(listener: (change: StoreChange) => void): () => void {
     this.listeners.add(listener);
@@ -326,6 +409,7 @@ export class EtcdStore implements Store {
     lease.on('lost', (err) => {
       if (this.closed || lease !== this.lease) return;
       this.opts.onWarning?.('etcd session lease lost; granting a new one in 1 s', { error: err.message });
+      this.loseLeaderships();
       // Not at once: etcd may still be unreachable (a new lease would be lost again straight away).
       const timer = setTimeout(() => {
         if (this.closed || lease !== this.lease) return;
@@ -353,7 +437,9 @@ export class EtcdStore implements Store {
         ]);
       }
       if (this.advertised) await this.advertise(this.advertised);
+      for (const [section, value] of this.sessionValues) await this.putSessionValue(section, value);
       await lost.revoke().catch(() => undefined);
+      for (const name of this.campaigns.keys()) void this.tryLead(name);
     } catch (err) {
       if (this.closed || lease !== this.lease) return;
       this.opts.onWarning?.('could not restore the etcd session; retrying', { error: (err as Error).message });
@@ -384,6 +470,7 @@ export class EtcdStore implements Store {
       try {
         await this.startWatch(await this.probe());
         this.emit({ type: 'reset' });
+        for (const name of this.campaigns.keys()) void this.tryLead(name);
         return;
       } catch (err) {
         this.opts.onWarning?.('could not restart the etcd watch; retrying', { error: (err as Error).message });
@@ -425,6 +512,13 @@ export class EtcdStore implements Store {
         return { type: 'blob', key: rest };
       case 'control-planes':
         return { type: 'control-planes' };
+      case 'leaders':
+        this.onLeaderKey(rest, op, op === 'put' ? kv.value.toString() : undefined);
+        return undefined;
+      case 'sessions': {
+        const i = rest.lastIndexOf('/');
+        return { type: 'session-value', section: rest.slice(0, i), session: rest.slice(i + 1), op };
+      }
       default:
         return undefined;
     }
