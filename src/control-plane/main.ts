@@ -22,7 +22,8 @@ import { repoRoot } from '../shared/repo-root.js';
 import { Registry, DEFAULT_INSTANCE_GRACE_MS } from './core/registry.js';
 import { ResourceService } from './core/resource-service.js';
 import { TokenService } from './core/tokens.js';
-import { ROLLOUT_STATUS_BLOB, RolloutController, registryInstances } from './core/rollouts.js';
+import { RolloutController, registryInstances } from './core/rollouts.js';
+import { onRolloutStoreChange } from './core/rollout-replication.js';
 import { RolloutCommands } from './core/rollout-commands.js';
 import { SharedSubsetStats } from './core/shared-subset-stats.js';
 import { statsIntervalFromEnv } from '../proxy/stats.js';
@@ -205,10 +206,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     // the proxies of every one.
     const unwatch = store.watch((change) => {
       if (change.type === 'resource' || change.type === 'reset') xdsServer.schedulePush();
-      if ((change.type === 'resource' && (change.kind === 'Rollout' || change.kind === 'HTTPRoute')) || change.type === 'reset') rollouts.schedule();
-      if ((change.type === 'blob' && change.key === ROLLOUT_STATUS_BLOB) || change.type === 'reset') void rollouts.statusChanged();
-      rolloutCommands.onChange(change);
-      sharedStats.onChange(change);
+      onRolloutStoreChange(change, { rollouts, commands: rolloutCommands, stats: sharedStats });
       if (change.type === 'control-planes' || change.type === 'reset') {
         xdsServer.broadcastControlPlanes().catch((err) => log.warn('could not send the control planes to proxies', { error: (err as Error).message }));
       }

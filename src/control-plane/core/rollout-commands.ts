@@ -58,7 +58,6 @@ export class RolloutCommands {
         this.pending.delete(id);
         reject(new RolloutActionError(503, 'UNAVAILABLE', `no answer from the control plane leading the rollouts within ${timeoutMs} ms: the ${action} of ${service} may still happen (check \`trellis rollout status ${service}\`) or try again`));
       }, timeoutMs);
-      timer.unref();
       this.pending.set(id, { resolve, reject, timer });
     });
     try {

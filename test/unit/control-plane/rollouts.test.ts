@@ -7,41 +7,11 @@ import assert from 'node:assert/strict';
 import { Resource, type ResourceOf } from '../../../src/api/schema/resources.js';
 import {
   MAX_CONSECUTIVE_HOLDS, ROLLOUT_STATUS_BLOB, RolloutActionError, RolloutController, evaluateAnalysis,
-  type RolloutClock, type RolloutInstance,
+  type RolloutInstance,
 } from '../../../src/control-plane/core/rollouts.js';
 import type { SubsetQuery, SubsetResult } from '../../../src/control-plane/core/subset-metrics.js';
 import type { EmbeddedStore } from '../../../src/control-plane/adapters/store/embedded.js';
-import { API, openStore, tempDir } from './fixtures.js';
-
-const T0 = Date.parse('2026-03-01T10:00:00.000Z');
-
-/** Timers that fire only when the test advances the clock, in due order. */
-class FakeClock implements RolloutClock {
-  private t = T0;
-  private seq = 0;
-  private readonly timers = new Map<number, { due: number; fn: () => void }>();
-  now(): number { return this.t; }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.timers.set(id, { due: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void { this.timers.delete(handle as number); }
-  get pending(): number { return this.timers.size; }
-  /** Moves time forward by `ms`, running every timer due on the way. */
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      let next: [number, { due: number; fn: () => void }] | undefined;
-      for (const entry of this.timers) if (entry[1].due <= end && (!next || entry[1].due < next[1].due)) next = entry;
-      if (!next) break;
-      this.timers.delete(next[0]);
-      this.t = next[1].due;
-      next[1].fn();
-    }
-    this.t = end;
-  }
-}
+import { API, FakeClock, T0, openStore, tempDir } from './fixtures.js';
 
 function rollout(spec: Record<string, unknown> = {}, name = 'catalog-rollout') {
   return Resource.parse({
