@@ -22,7 +22,7 @@ import { repoRoot } from '../shared/repo-root.js';
 import { Registry, DEFAULT_INSTANCE_GRACE_MS } from './core/registry.js';
 import { ResourceService } from './core/resource-service.js';
 import { TokenService } from './core/tokens.js';
-import { RolloutController, registryInstances } from './core/rollouts.js';
+import { ROLLOUT_LEADERSHIP, RolloutController, registryInstances } from './core/rollouts.js';
 import { onRolloutStoreChange } from './core/rollout-replication.js';
 import { RolloutCommands } from './core/rollout-commands.js';
 import { SharedSubsetStats } from './core/shared-subset-stats.js';
@@ -213,7 +213,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     });
     cleanups.push(async () => unwatch());
     // After the watch: a leader elected from now on sees every change. Embedded store: leads at once.
-    const stopCampaign = store.campaign('rollouts', (leader) => rollouts.setLeader(leader));
+    const stopCampaign = store.campaign(ROLLOUT_LEADERSHIP, (leader) => rollouts.setLeader(leader));
     // Stopped first (cleanups run in reverse): no analysis or status write once another may lead.
     cleanups.push(async () => { rollouts.close(); stopCampaign(); });
     registry.on('change', () => { xdsServer.schedulePush(); rollouts.instancesChanged(); });

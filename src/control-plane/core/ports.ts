@@ -106,6 +106,11 @@ export interface Store {
    * Returns a function that ends the campaign (and gives the leadership up).
    */
   campaign(name: string, onChange: (leader: boolean) => void): () => void;
+  /**
+   * Writes a blob only while this session holds the named leadership, checked in the same write (shared
+   * stores: a fenced write, so a leader that lost its lease cannot overwrite its successor's). False when not.
+   */
+  putBlobAsLeader(leadership: string, key: string, value: string): Promise<boolean>;
   /** Sets this session's value in `section` (shared stores: it lives only as long as the session). */
   putSessionValue(section: string, value: string): Promise<void>;
   /** A session's value in `section`, if that session lives and set one. */

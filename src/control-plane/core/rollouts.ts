@@ -46,6 +46,8 @@ import type { InstanceState } from './registry.js';
 import { isDraining } from './compiler.js';
 import { matches, type SubsetQuery, type SubsetResult } from './subset-metrics.js';
 
+/** The leadership (Store.campaign) whose holder runs the rollouts when several control planes share a store. */
+export const ROLLOUT_LEADERSHIP = 'rollouts';
 /** Store blob holding every Rollout's status. */
 export const ROLLOUT_STATUS_BLOB = 'rollout-status';
 /** Consecutive analyses without minRequests requests that roll back (Flagger's `threshold` role). */
@@ -577,7 +579,14 @@ export class RolloutController {
     const text = JSON.stringify(state);
     // Unchanged (a reconcile for an HTTPRoute change that changed nothing here): no write.
     if (text !== this.written) {
-      await this.deps.store.putBlob(ROLLOUT_STATUS_BLOB, text);
+      if (!this.deps.elected) {
+        await this.deps.store.putBlob(ROLLOUT_STATUS_BLOB, text);
+      } else if (!await this.deps.store.putBlobAsLeader(ROLLOUT_LEADERSHIP, ROLLOUT_STATUS_BLOB, text)) {
+        // Fenced: another control plane leads now (this one's lease ended); its status stands.
+        this.deps.log?.warn('not leading the rollouts any more: the status change is dropped');
+        this.setLeader(false);
+        throw new RolloutActionError(503, 'UNAVAILABLE', 'this control plane stopped leading the rollouts meanwhile: nothing was changed; try again');
+      }
       this.written = text;
     }
     if (routingChanged) this.deps.onRoutingChange();

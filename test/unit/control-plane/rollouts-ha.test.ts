@@ -145,6 +145,31 @@ describe('rollouts with several control planes', () => {
     a.die(); b.die();
   });
 
+  it('a leader that lost its leadership without noticing (cut off from the store) cannot overwrite the new leader\'s status', async () => {
+    const mem = new SharedMemory();
+    const clock = new FakeClock();
+    const a = replica(mem, clock);
+    const b = replica(mem, clock);
+    await a.start();
+    await b.ctl.start();
+    await settle(a, b);
+    await a.store.writeResources([rollout()]);
+    await settle(a, b);
+    // The store hands the leadership to B while A is not told (its lease expired behind a partition).
+    mem.leaders.set('rollouts', b.store.sessionId);
+    b.ctl.setLeader(true);
+    await settle(a, b);
+    const before = mem.blobWrites.length;
+    a.metrics.ingest('canary-1', 'catalog', { version: 'v2' }, [row(40, 40)], clock.now() + 5_000, 5_000);
+    clock.advance(10_000);
+    await settle(a, b);
+    assert.equal(a.ctl.isLeader, false, 'the refused write made A a follower');
+    assert.ok(mem.blobWrites.slice(before).every((w) => w.session === b.store.sessionId), 'A wrote nothing');
+    assert.deepEqual(a.ctl.list(), b.ctl.list(), 'A now serves B\'s status');
+    await assert.rejects(a.ctl.abort('nope'), (err: unknown) => err instanceof RolloutActionError && err.status === 404);
+    a.die(); b.die();
+  });
+
   it('promote and abort on a follower run on the leader and the follower shows the result when it answers', async () => {
     const mem = new SharedMemory();
     const clock = new FakeClock();

@@ -52,6 +52,14 @@ export class SharedMemory {
         this.blobWrites.push({ key, session: id });
         this.emit({ type: 'blob', key });
       },
+      putBlobAsLeader: async (leadership: string, key: string, value: string) => {
+        alive();
+        if (this.leaders.get(leadership) !== id) return false;
+        this.blobs.set(key, value);
+        this.blobWrites.push({ key, session: id });
+        this.emit({ type: 'blob', key });
+        return true;
+      },
       putBlobIfAbsent: unsupported, increment: unsupported, getCounter: unsupported,
       advertise: async () => undefined,
       controlPlaneAddresses: async () => [],

@@ -198,6 +198,11 @@ export class EmbeddedStore implements Store {
     return () => { active = false; };
   }
 
+  async putBlobAsLeader(_leadership: string, key: string, value: string): Promise<boolean> {
+    await this.putBlob(key, value);
+    return true;
+  }
+
   async putSessionValue(section: string, value: string): Promise<void> {
     this.assertOpen();
     this.sessionValues.set(section, value);

@@ -327,6 +327,14 @@ export class EtcdStore implements Store {
     };
   }
 
+  async putBlobAsLeader(leadership: string, key: string, value: string): Promise<boolean> {
+    this.assertOpen();
+    const res = await this.ns.if(`leaders/${leadership}`, 'Value', '==', this.sessionId)
+      .then(this.ns.put(`blobs/${key}`).value(value))
+      .commit();
+    return res.succeeded;
+  }
+
   async putSessionValue(section: string, value: string): Promise<void> {
     this.assertOpen();
     this.sessionValues.set(section, value);
