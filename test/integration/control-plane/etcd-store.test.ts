@@ -171,4 +171,30 @@ describe('EtcdStore (real etcd)', () => {
     assert.equal(on(b, 'x')?.connected, true, 'x, held by B, stays');
     await b.close();
   });
+
+  it('leadership: one of several campaigners leads, writes fenced by it succeed only for the leader, and a dead leader is replaced', async () => {
+    const list = await stores(3);
+    const leading = list.map(() => [] as boolean[]);
+    list.forEach((s, i) => s.campaign('rollouts', (l) => leading[i]!.push(l)));
+    const leaders = () => leading.map((h) => h.at(-1) === true);
+    await pollUntil(() => leaders().filter(Boolean).length === 1, { timeoutMs: 10_000, what: 'one leader' });
+    const first = leaders().indexOf(true);
+    assert.equal(await list[first]!.putBlobAsLeader('rollouts', 'status', 'from-leader'), true);
+    const other = (first + 1) % 3;
+    assert.equal(await list[other]!.putBlobAsLeader('rollouts', 'status', 'from-follower'), false);
+    assert.equal(await list[other]!.getBlob('status'), 'from-leader');
+
+    // Session values live with the session.
+    const seen = changes(list[other]!);
+    await list[first]!.putSessionValue('rollout-stats', 'v1');
+    assert.equal(await list[other]!.getSessionValue('rollout-stats', list[first]!.sessionId), 'v1');
+
+    await list[first]!.close(); // revokes its lease: leadership and values end now
+    await pollUntil(() => leaders().filter((l, i) => l && i !== first).length === 1, { timeoutMs: 15_000, what: 'a new leader' });
+    const next = leaders().findIndex((l, i) => l && i !== first);
+    assert.equal(await list[next]!.putBlobAsLeader('rollouts', 'status', 'from-new-leader'), true);
+    assert.equal(await list[other]!.getSessionValue('rollout-stats', list[first]!.sessionId), undefined);
+    await pollUntil(() => seen.some((c) => c.type === 'session-value' && c.op === 'delete' && c.session === list[first]!.sessionId), { timeoutMs: 10_000, what: 'the value\'s delete event' });
+    assert.ok(seen.some((c) => c.type === 'session-value' && c.op === 'put' && c.section === 'rollout-stats'));
+  });
 });
