@@ -162,7 +162,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     });
     commands = new RolloutCommands({ store, controller: rollouts, log });
     const rolloutCommands = commands;
-    const sharedStats = new SharedSubsetStats({ store, metrics: subsetStats, log });
+    const sharedStats = new SharedSubsetStats({ store, metrics: subsetStats, log, onDropped: (n) => metrics.rolloutStatsDropped(n) });
     await rollouts.start();
     metrics.observeRollouts(rollouts);
     cleanups.push(async () => { rollouts.close(); rolloutCommands.close(); });

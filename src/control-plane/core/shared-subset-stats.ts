@@ -27,6 +27,8 @@ interface Published { batches: Batch[] }
 export interface SharedSubsetStatsDeps {
   store: Store;
   metrics: Pick<SubsetMetrics, 'takeShared' | 'ingestShared'>;
+  /** Instances left out of a publish by MAX_SHARED_REPORTS (a metric). */
+  onDropped?: (n: number) => void;
   log?: { warn(msg: string, fields?: Record<string, unknown>): void };
 }
 
@@ -48,6 +50,7 @@ export class SharedSubsetStats {
     if (reports.length === 0) return;
     if (reports.length > MAX_SHARED_REPORTS) {
       this.dropped += reports.length - MAX_SHARED_REPORTS;
+      this.deps.onDropped?.(reports.length - MAX_SHARED_REPORTS);
       reports = reports.slice(0, MAX_SHARED_REPORTS);
     }
     this.batches.push({ seq: ++this.seq, reports });

@@ -13,7 +13,7 @@ import type { StatsRow } from '../../../src/api/schema/xds.js';
 import { latencyBucketIndex } from '../../../src/proxy/stats.js';
 import { ROLLOUT_STATUS_BLOB, RolloutActionError, RolloutController, type RolloutInstance } from '../../../src/control-plane/core/rollouts.js';
 import { RolloutCommands } from '../../../src/control-plane/core/rollout-commands.js';
-import { SharedSubsetStats } from '../../../src/control-plane/core/shared-subset-stats.js';
+import { MAX_SHARED_REPORTS, SharedSubsetStats } from '../../../src/control-plane/core/shared-subset-stats.js';
 import { SubsetMetrics } from '../../../src/control-plane/core/subset-metrics.js';
 import { onRolloutStoreChange } from '../../../src/control-plane/core/rollout-replication.js';
 import { API, FakeClock } from './fixtures.js';
@@ -244,6 +244,20 @@ describe('SharedSubsetStats', () => {
     assert.equal(q.successes, 34);
     assert.equal(q.instances, 1);
     assert.deepEqual(ma.takeShared(), [], 'taken by the publish');
+  });
+
+  it('publishes at most MAX_SHARED_REPORTS instances at a time and counts the rest', async () => {
+    const mem = new SharedMemory();
+    const sa = mem.session();
+    const m = new SubsetMetrics();
+    m.track(['catalog']);
+    for (let i = 0; i < MAX_SHARED_REPORTS + 5; i++) m.ingest(`c${i}`, 'catalog', { version: 'v2' }, [row(1, 1)], 1_000, 1_000);
+    const drops: number[] = [];
+    const p = new SharedSubsetStats({ store: sa, metrics: m, onDropped: (n) => drops.push(n) });
+    await p.publish();
+    const value = JSON.parse((await sa.getSessionValue('rollout-stats', sa.sessionId))!) as { batches: { reports: unknown[] }[] };
+    assert.equal(value.batches[0]!.reports.length, MAX_SHARED_REPORTS);
+    assert.deepEqual(drops, [5]);
   });
 
   it('skips malformed shared reports and services without a Rollout', () => {

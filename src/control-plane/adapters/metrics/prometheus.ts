@@ -32,7 +32,7 @@ export class PrometheusMetrics implements MetricsSink, TapMetrics {
     this.tapSessions = new Gauge({ name: 'trellis_cp_tap_sessions', help: 'Live tap sessions (GET /api/v1/tap clients)', registers });
     this.tapDropped = new Counter({ name: 'trellis_cp_tap_events_dropped_total', help: 'Tap events lost: proxy (reported by proxies: rate, buffer, backpressure) or client (a slow SSE client)', labelNames: ['where'], registers });
     this.eventsDropped = new Counter({ name: 'trellis_cp_events_dropped_total', help: 'Dashboard overviews not sent on GET /api/v1/events because the client was behind (or the previous one was still being built)', registers });
-    this.rolloutDrops = new Counter({ name: 'trellis_cp_rollout_stats_dropped_total', help: 'Canary-analysis stats reports not kept: the per-instance bound was reached (core/subset-metrics.ts)', registers });
+    this.rolloutDrops = new Counter({ name: 'trellis_cp_rollout_stats_dropped_total', help: 'Canary-analysis stats reports not kept: the per-instance bound was reached (core/subset-metrics.ts), or the per-publish bound of the stats shared with other control planes (core/shared-subset-stats.ts)', registers });
     const rollouts = () => this.rollouts?.list() ?? [];
     new Gauge({
       name: 'trellis_cp_rollout_canary_weight', help: 'Percent of a Rollout\'s service traffic sent to the canary labels (0 while not split)', labelNames: ['rollout', 'service'], registers,
@@ -60,7 +60,7 @@ export class PrometheusMetrics implements MetricsSink, TapMetrics {
 
   /** Rollout statuses read at scrape time (trellis_cp_rollout_canary_weight, trellis_cp_rollout_phase). */
   observeRollouts(source: { list(): RolloutStatus[] }): void { this.rollouts = source; }
-  rolloutStatsDropped(): void { this.rolloutDrops.inc(); }
+  rolloutStatsDropped(n = 1): void { this.rolloutDrops.inc(n); }
 
   get contentType(): string { return this.registry.contentType; }
   text(): Promise<string> { return this.registry.metrics(); }
