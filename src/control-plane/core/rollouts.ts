@@ -185,6 +185,11 @@ export class RolloutController {
   private leader: boolean;
   /** A follower's view: the leader's statuses, as last read from the store. */
   private followed: RolloutStatus[] = [];
+  /**
+   * What list() and routing() serve: `entries` once this controller leads and has loaded and reconciled them;
+   * `followed` otherwise (also while a new leader loads, so no config version goes out without the splits).
+   */
+  private serving: 'entries' | 'followed' = 'followed';
 
   constructor(deps: RolloutControllerDeps) {
     this.deps = deps;
@@ -219,6 +224,9 @@ export class RolloutController {
       void this.run(() => this.lead('after a change of leading control plane'));
       return;
     }
+    // Keep serving what this controller decided last until the store says otherwise.
+    if (this.serving === 'entries') this.followed = this.list();
+    this.serving = 'followed';
     for (const e of this.entries.values()) this.clearTimer(e);
     this.entries.clear();
     this.written = undefined;
@@ -233,7 +241,6 @@ export class RolloutController {
 
   private async lead(resumeReason: string): Promise<void> {
     if (this.closed || !this.leader) return;
-    this.followed = [];
     for (const e of this.entries.values()) this.clearTimer(e);
     this.entries.clear();
     const text = await this.deps.store.getBlob(ROLLOUT_STATUS_BLOB);
@@ -242,6 +249,11 @@ export class RolloutController {
       this.entries.set(name, { identity: saved.identity, status: saved.status, spec: undefined as never });
     }
     await this.reconcileNow(true, resumeReason);
+    if (!this.leader) return;
+    const before = JSON.stringify(this.routing());
+    this.serving = 'entries';
+    this.followed = [];
+    if (JSON.stringify(this.routing()) !== before) this.deps.onRoutingChange();
   }
 
   private async follow(): Promise<void> {
@@ -309,7 +321,7 @@ export class RolloutController {
   /** The splits in force (for the compiler): every rollout but Pending ones, first by name per service. */
   routing(): RolloutRouting[] {
     const out: RolloutRouting[] = [];
-    if (!this.leader) {
+    if (this.serving === 'followed') {
       for (const s of this.followed) {
         if (s.trafficSplit) out.push({ rollout: s.name, service: s.service, stable: s.stable, canary: s.canary, canaryWeight: s.canaryWeight });
       }
@@ -323,7 +335,7 @@ export class RolloutController {
   }
 
   list(): RolloutStatus[] {
-    if (!this.leader) return [...this.followed];
+    if (this.serving === 'followed') return [...this.followed];
     return [...this.entries.values()].filter((e) => e.spec).map((e) => e.status).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 

@@ -107,8 +107,9 @@ describe('rollouts with several control planes', () => {
     // The leader dies mid-rollout: B takes over from the stored status, with a whole fresh interval.
     const pushesBefore = b.pushes.n;
     a.die();
+    assert.equal(b.ctl.isLeader, true, 'elected as soon as A\'s session ended');
+    assert.equal(b.ctl.routing()[0]?.canaryWeight, 100, 'no version without the split while the new leader loads');
     await settle(b);
-    assert.equal(b.ctl.isLeader, true);
     const s = statusOf(b)!;
     assert.equal(s.phase, 'Progressing');
     assert.equal(s.step, 1);
