@@ -346,8 +346,9 @@ export class RolloutController {
 
   promote(service: string): Promise<RolloutStatus> {
     if (!this.leader) return this.forwarded('promote', service);
-    return this.run(async () => {
-      if (!this.leader) return this.forwarded('promote', service);
+    // Leadership may be lost while queued: then forwarded, outside the chain (the answer needs the chain).
+    return this.run(async (): Promise<RolloutStatus | undefined> => {
+      if (!this.leader) return undefined;
       const [name, e] = this.entryFor(service);
       if (e.status.phase === 'Succeeded') return e.status;
       if (!this.ready(e.spec.service, e.spec.canary)) {
@@ -356,19 +357,19 @@ export class RolloutController {
       this.transition(e, 'Succeeded', e.spec.steps.length - 1, 100, 'promoted by the operator', 'promoted: the canary gets 100% until the Rollout changes or is deleted');
       await this.commit(true);
       return e.status;
-    });
+    }).then((status) => status ?? this.forwarded('promote', service));
   }
 
   abort(service: string): Promise<RolloutStatus> {
     if (!this.leader) return this.forwarded('abort', service);
-    return this.run(async () => {
-      if (!this.leader) return this.forwarded('abort', service);
+    return this.run(async (): Promise<RolloutStatus | undefined> => {
+      if (!this.leader) return undefined;
       const [, e] = this.entryFor(service);
       if (e.status.phase === 'Aborted' || e.status.phase === 'RolledBack') return e.status;
       this.transition(e, 'Aborted', e.status.step, 0, 'aborted by the operator', 'aborted: the canary gets 0% until the Rollout changes or is deleted');
       await this.commit(true);
       return e.status;
-    });
+    }).then((status) => status ?? this.forwarded('abort', service));
   }
 
   // ---------------------------------------------------------------- internals

@@ -199,6 +199,7 @@ export function buildOpenApiDocument(opts: { version?: string } = {}): Record<st
             200: json('RolloutStatus', 'the new status'),
             404: errorResponse('NOT_FOUND: no Rollout for the service'),
             409: errorResponse('CONFLICT: no ready instance has the canary labels'),
+            503: errorResponse('UNAVAILABLE (several control planes): the control plane leading the rollouts did not answer in time, or stopped leading meanwhile'),
             ...unauthorized,
           },
         },
@@ -208,7 +209,12 @@ export function buildOpenApiDocument(opts: { version?: string } = {}): Record<st
           operationId: 'abortRollout',
           summary: 'Stop the rollout: the canary gets 0% (Aborted) until the Rollout changes or is deleted. No request body. Already RolledBack or Aborted: unchanged',
           parameters: [serviceParam],
-          responses: { 200: json('RolloutStatus', 'the new status'), 404: errorResponse('NOT_FOUND: no Rollout for the service'), ...unauthorized },
+          responses: {
+            200: json('RolloutStatus', 'the new status'),
+            404: errorResponse('NOT_FOUND: no Rollout for the service'),
+            503: errorResponse('UNAVAILABLE (several control planes): the control plane leading the rollouts did not answer in time, or stopped leading meanwhile'),
+            ...unauthorized,
+          },
         },
       },
       '/api/v1/events': {
