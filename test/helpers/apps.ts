@@ -190,3 +190,33 @@ export function httpGet(address: string, path: string, headers: Record<string, s
     req.end(body);
   });
 }
+
+/** Answers counted by the app that gave them (`x-app`) and by status (0: a connection error). */
+export interface AnswerTally { apps: Record<string, number>; statuses: Record<number, number> }
+
+/** Sends `count` requests over `concurrency` keep-alive connections (default 20) and tallies the answers. */
+export async function tallyAnswers(address: string, count: number,
+  opts: { path?: string; headers?: Record<string, string>; concurrency?: number } = {}): Promise<AnswerTally> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency ?? 20 });
+  const apps: Record<string, number> = {};
+  const statuses: Record<number, number> = {};
+  let next = 0;
+  const one = () => new Promise<void>((resolve) => {
+    const req = http.request({ host, port, path: opts.path ?? '/api/x', headers: opts.headers, agent }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        statuses[res.statusCode ?? 0] = (statuses[res.statusCode ?? 0] ?? 0) + 1;
+        const app = String(res.headers['x-app'] ?? 'none');
+        apps[app] = (apps[app] ?? 0) + 1;
+        resolve();
+      });
+    });
+    req.on('error', () => { statuses[0] = (statuses[0] ?? 0) + 1; resolve(); });
+    req.end();
+  });
+  const worker = async () => { while (next++ < count) await one(); };
+  await Promise.all(Array.from({ length: opts.concurrency ?? 20 }, worker));
+  agent.destroy();
+  return { apps, statuses };
+}

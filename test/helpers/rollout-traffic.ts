@@ -2,33 +2,13 @@
  * Traffic for canary-rollout tests: bounded request batches through a caller's sidecar until a Rollout reaches
  * a phase, and a check of the split a proxy holds.
  */
-import http from 'node:http';
+import { tallyAnswers, type AnswerTally } from './apps.js';
 import { client, type ControlPlaneRef } from './mesh.js';
 import type { RolloutStatus } from '../../src/sdk/client.js';
 
-/** `count` GETs through `address` (keep-alive, 4 at a time): which app answered, and the statuses. */
-export async function send(address: string, count: number): Promise<{ apps: Record<string, number>; statuses: Record<number, number> }> {
-  const port = Number(address.slice(address.lastIndexOf(':') + 1));
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  const apps: Record<string, number> = {};
-  const statuses: Record<number, number> = {};
-  let next = 0;
-  const one = () => new Promise<void>((resolve) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/items', agent }, (res) => {
-      res.resume();
-      res.on('end', () => {
-        statuses[res.statusCode ?? 0] = (statuses[res.statusCode ?? 0] ?? 0) + 1;
-        const app = String(res.headers['x-app'] ?? 'none');
-        apps[app] = (apps[app] ?? 0) + 1;
-        resolve();
-      });
-    });
-    req.on('error', () => { statuses[0] = (statuses[0] ?? 0) + 1; resolve(); });
-    req.end();
-  });
-  await Promise.all(Array.from({ length: 4 }, async () => { while (next++ < count) await one(); }));
-  agent.destroy();
-  return { apps, statuses };
+/** `count` GETs of /items through `address` (keep-alive, 4 at a time): which app answered, and the statuses. */
+export function send(address: string, count: number): Promise<AnswerTally> {
+  return tallyAnswers(address, count, { path: '/items', concurrency: 4 });
 }
 
 /**

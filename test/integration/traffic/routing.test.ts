@@ -3,40 +3,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
 import { startControlPlane, stopAll } from '../../helpers/processes.js';
-import { startHttpApp, startTcpEcho, type TestApp } from '../../helpers/apps.js';
+import { startHttpApp, startTcpEcho, tallyAnswers, type TestApp } from '../../helpers/apps.js';
 import { applyAndWait, client, eventually, startMeshProxy, waitForEndpoints, type ControlPlaneRef, type MeshProxy } from '../../helpers/mesh.js';
 
 const API = 'trellis.dev/v1alpha1';
-
-/** Sends `count` requests with `concurrency` keep-alive connections; returns the answering app per request and statuses. */
-async function load(address: string, count: number, opts: { path?: string; headers?: Record<string, string>; concurrency?: number } = {}) {
-  const [host, port] = [address.split(':')[0], Number(address.split(':')[1])];
-  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency ?? 20 });
-  const apps: Record<string, number> = {};
-  const statuses: Record<number, number> = {};
-  let next = 0;
-  const one = () => new Promise<void>((resolve) => {
-    const req = http.request({ host, port, path: opts.path ?? '/api/x', headers: opts.headers, agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        statuses[res.statusCode ?? 0] = (statuses[res.statusCode ?? 0] ?? 0) + 1;
-        const app = String(res.headers['x-app'] ?? 'none');
-        apps[app] = (apps[app] ?? 0) + 1;
-        resolve();
-      });
-    });
-    req.on('error', () => { statuses[0] = (statuses[0] ?? 0) + 1; resolve(); });
-    req.end();
-  });
-  const worker = async () => { while (next++ < count) await one(); };
-  await Promise.all(Array.from({ length: opts.concurrency ?? 20 }, worker));
-  agent.destroy();
-  return { apps, statuses };
-}
 
 function canary(v1: number, v2: number, mirror = false) {
   return {
@@ -85,18 +57,18 @@ describe('HTTP routing and splits', () => {
   });
 
   it('splits 90/10 within ±3 points over 2,000 requests', async () => {
-    const { apps: seen, statuses } = await load(caller.outbound.catalog!, 2000);
+    const { apps: seen, statuses } = await tallyAnswers(caller.outbound.catalog!, 2000);
     assert.equal(statuses[200], 2000);
     const share = (seen.v2 ?? 0) / 2000;
     assert.ok(Math.abs(share - 0.1) <= 0.03, `v2 share ${share}`);
   });
 
   it('matches in Gateway API order: header, Exact, regex + method, query, prefix; else 404 NO_ROUTE', async () => {
-    assert.deepEqual((await load(caller.outbound.catalog!, 50, { headers: { 'x-user': 'beta' } })).apps, { v2: 50 });
-    assert.deepEqual((await load(caller.outbound.catalog!, 20, { path: '/api/exact' })).apps, { v1: 20 });
-    assert.deepEqual((await load(caller.outbound.catalog!, 20, { path: '/items/42' })).apps, { v2: 20 });
-    assert.deepEqual((await load(caller.outbound.catalog!, 20, { path: '/q/list?variant=b' })).apps, { v2: 20 });
-    const none = await load(caller.outbound.catalog!, 5, { path: '/items/abc' });
+    assert.deepEqual((await tallyAnswers(caller.outbound.catalog!, 50, { headers: { 'x-user': 'beta' } })).apps, { v2: 50 });
+    assert.deepEqual((await tallyAnswers(caller.outbound.catalog!, 20, { path: '/api/exact' })).apps, { v1: 20 });
+    assert.deepEqual((await tallyAnswers(caller.outbound.catalog!, 20, { path: '/items/42' })).apps, { v2: 20 });
+    assert.deepEqual((await tallyAnswers(caller.outbound.catalog!, 20, { path: '/q/list?variant=b' })).apps, { v2: 20 });
+    const none = await tallyAnswers(caller.outbound.catalog!, 5, { path: '/items/abc' });
     assert.deepEqual(none.statuses, { 404: 5 });
   });
 
@@ -106,13 +78,13 @@ describe('HTTP routing and splits', () => {
     let failures = 0;
     const background = (async () => {
       for (let i = 0; running && i < 5000; i++) {
-        const { statuses } = await load(address, 10, { concurrency: 2 });
+        const { statuses } = await tallyAnswers(address, 10, { concurrency: 2 });
         failures += 10 - (statuses[200] ?? 0);
       }
     })();
     const applied = Date.now();
     await client(cp).apply([canary(0, 100)]);
-    await eventually(async () => (await load(address, 20, { concurrency: 4 })).apps.v2 === 20, 5000, 'all traffic on v2');
+    await eventually(async () => (await tallyAnswers(address, 20, { concurrency: 4 })).apps.v2 === 20, 5000, 'all traffic on v2');
     const took = Date.now() - applied;
     running = false;
     await background;
@@ -123,12 +95,12 @@ describe('HTTP routing and splits', () => {
   it('mirrors requests to another backend without affecting the primary', async () => {
     await applyAndWait(cp, caller, [canary(100, 0, true)]);
     const before = shadowApp.seen.length;
-    const { statuses } = await load(caller.outbound.catalog!, 30, { concurrency: 3 });
+    const { statuses } = await tallyAnswers(caller.outbound.catalog!, 30, { concurrency: 3 });
     assert.equal(statuses[200], 30);
     await eventually(() => shadowApp.seen.length - before >= 30, 5000, 'the shadow backend to receive the copies');
     // A dead mirror does not fail the primary.
     await shadowApp.close();
-    const after = await load(caller.outbound.catalog!, 30, { concurrency: 3 });
+    const after = await tallyAnswers(caller.outbound.catalog!, 30, { concurrency: 3 });
     assert.equal(after.statuses[200], 30);
   });
   it('keeps applying config when a route names a deleted service, answering 503 for that route', async () => {
@@ -141,9 +113,9 @@ describe('HTTP routing and splits', () => {
     const state = async () => (await (await fetch(`http://${caller.admin}/config`)).json()) as { lastNack: unknown; snapshot: { clusters: Record<string, unknown> } };
     await eventually(async () => (await state()).snapshot.clusters.retired === undefined, 10_000, 'the service to disappear');
     assert.equal((await state()).lastNack, null, 'the config was applied, not refused');
-    const { statuses } = await load(caller.outbound.catalog!, 3, { path: '/retired', concurrency: 1 });
+    const { statuses } = await tallyAnswers(caller.outbound.catalog!, 3, { path: '/retired', concurrency: 1 });
     assert.deepEqual(statuses, { 503: 3 });
-    assert.equal((await load(caller.outbound.catalog!, 3, { concurrency: 1 })).statuses[200], 3, 'other routes unaffected');
+    assert.equal((await tallyAnswers(caller.outbound.catalog!, 3, { concurrency: 1 })).statuses[200], 3, 'other routes unaffected');
   });
 });
 

@@ -66,22 +66,34 @@ async function settle(...rs: Replica[]): Promise<void> {
   }
 }
 
+/**
+ * Replicas A and B over one shared store, started and settled (B campaigns unless `bCampaigns` is false);
+ * `applyRollout` writes the catalog Rollout through A and settles both.
+ */
+async function twoReplicas(opts: { a?: Parameters<typeof replica>[2]; b?: Parameters<typeof replica>[2]; bCampaigns?: boolean } = {}) {
+  const mem = new SharedMemory();
+  const clock = new FakeClock();
+  const a = replica(mem, clock, opts.a);
+  const b = replica(mem, clock, opts.b);
+  await a.start();
+  await (opts.bCampaigns === false ? b.ctl.start() : b.start());
+  await settle(a, b);
+  const applyRollout = async (): Promise<void> => {
+    await a.store.writeResources([rollout()]);
+    await settle(a, b);
+  };
+  return { mem, clock, a, b, applyRollout };
+}
+
 const statusOf = (r: Replica) => r.ctl.statusOf('catalog');
 
 describe('rollouts with several control planes', () => {
   it('one leader decides; the follower serves the same status and splits; the leader analyses the follower\'s canary stats; the follower takes over when the leader dies', async () => {
-    const mem = new SharedMemory();
-    const clock = new FakeClock();
-    const a = replica(mem, clock);
-    const b = replica(mem, clock);
-    await a.start();
-    await b.start();
-    await settle(a, b);
+    const { mem, clock, a, b, applyRollout } = await twoReplicas();
     assert.equal(a.ctl.isLeader, true, 'the first to campaign leads');
     assert.equal(b.ctl.isLeader, false);
 
-    await a.store.writeResources([rollout()]);
-    await settle(a, b);
+    await applyRollout();
     assert.equal(statusOf(a)?.phase, 'Progressing');
     assert.equal(statusOf(a)?.canaryWeight, 50);
     assert.deepEqual(b.ctl.list(), a.ctl.list(), 'the follower serves the leader\'s status');
@@ -129,15 +141,8 @@ describe('rollouts with several control planes', () => {
   });
 
   it('a follower never analyses: its timers do not run and it writes nothing', async () => {
-    const mem = new SharedMemory();
-    const clock = new FakeClock();
-    const a = replica(mem, clock);
-    const b = replica(mem, clock);
-    await a.start();
-    await b.start();
-    await settle(a, b);
-    await a.store.writeResources([rollout()]);
-    await settle(a, b);
+    const { mem, clock, a, b, applyRollout } = await twoReplicas();
+    await applyRollout();
     a.metrics.ingest('canary-1', 'catalog', { version: 'v2' }, [row(40, 40)], clock.now() + 5_000, 5_000);
     for (let i = 0; i < 3; i++) { clock.advance(10_000); await settle(a, b); }
     assert.equal(statusOf(b)?.phase, statusOf(a)?.phase);
@@ -147,15 +152,8 @@ describe('rollouts with several control planes', () => {
   });
 
   it('a leader that lost its leadership without noticing (cut off from the store) cannot overwrite the new leader\'s status', async () => {
-    const mem = new SharedMemory();
-    const clock = new FakeClock();
-    const a = replica(mem, clock);
-    const b = replica(mem, clock);
-    await a.start();
-    await b.ctl.start();
-    await settle(a, b);
-    await a.store.writeResources([rollout()]);
-    await settle(a, b);
+    const { mem, clock, a, b, applyRollout } = await twoReplicas({ bCampaigns: false });
+    await applyRollout();
     // The store hands the leadership to B while A is not told (its lease expired behind a partition).
     mem.leaders.set('rollouts', b.store.sessionId);
     b.ctl.setLeader(true);
@@ -172,15 +170,8 @@ describe('rollouts with several control planes', () => {
   });
 
   it('promote and abort on a follower run on the leader and the follower shows the result when it answers', async () => {
-    const mem = new SharedMemory();
-    const clock = new FakeClock();
-    const a = replica(mem, clock);
-    const b = replica(mem, clock);
-    await a.start();
-    await b.start();
-    await settle(a, b);
-    await a.store.writeResources([rollout()]);
-    await settle(a, b);
+    const { mem, clock, a, b, applyRollout } = await twoReplicas();
+    await applyRollout();
 
     const promoted = await b.ctl.promote('catalog');
     assert.equal(promoted.phase, 'Succeeded');
@@ -196,16 +187,10 @@ describe('rollouts with several control planes', () => {
   });
 
   it('a refusal on the leader reaches the follower\'s caller; without a leader the call fails with a clear 503', async () => {
-    const mem = new SharedMemory();
-    const clock = new FakeClock();
     const notReady: RolloutInstance[] = [{ labels: { version: 'v1' }, ready: true }, { labels: { version: 'v2' }, ready: false }];
-    const a = replica(mem, clock, { instances: notReady });
-    const b = replica(mem, clock, { timeoutMs: 200 });
-    await a.start();
-    await b.ctl.start(); // B follows but does not campaign: once A dies nobody leads.
-    await settle(a, b);
-    await a.store.writeResources([rollout()]);
-    await settle(a, b);
+    // B follows but does not campaign: once A dies nobody leads.
+    const { clock, a, b, applyRollout } = await twoReplicas({ a: { instances: notReady }, b: { timeoutMs: 200 }, bCampaigns: false });
+    await applyRollout();
     assert.equal(statusOf(b)?.phase, 'Pending');
     await assert.rejects(b.ctl.promote('catalog'), (err: unknown) => err instanceof RolloutActionError && err.status === 409 && /no ready instance/.test(err.message));
     a.die();
