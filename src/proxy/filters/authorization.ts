@@ -3,7 +3,8 @@
  * inbound-identity and jwt-authentication). The pure engine (authz/engine.ts) is compiled once per
  * config version; per request this filter only gathers attributes — the verified peer identity from
  * the certificate (none for a plaintext caller under MeshConfig mtls PERMISSIVE), the method, the
- * normalised path (normalised once by ingress, authz/path.ts), the service's declared port, the headers, the verified JWT claims — and evaluates.
+ * normalised path (normalised once by ingress, authz/path.ts), the service's declared port, the
+ * headers, the verified JWT claims — and evaluates.
  * Denied → 403 FORBIDDEN naming the deciding policy. Every decision is counted in
  * trellis_authz_decisions_total{policy,action,decision}; every AUDIT match is counted (action AUDIT)
  * and logged as one JSON line ("authz audit"), and never blocks. Every deny is also reported to the control
